@@ -1,0 +1,284 @@
+"""Execute a Plan: dependency order, bounded concurrency, per-change failures aggregated.
+
+Order per provider (as Entra ID and Invicti advise): new teams first, then
+members (creates and updates), then team memberships and team attribute
+updates, then removals last. A failed change does not stop independent ones;
+a change that needs a failed one is skipped and named.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.config.secrets import redact
+from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.plan.model import Action, Change, Plan
+from reconciler.providers import scim
+from reconciler.providers._http import current_address
+from reconciler.session import Session, planners
+
+
+@dataclass
+class Outcome:
+    change: Change
+    ok: bool
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {o.change.address: o.error or "failed" for o in self.outcomes if not o.ok}
+
+    def summary(self) -> str:
+        n = {a: 0 for a in Action}
+        for o in self.outcomes:
+            if o.ok:
+                n[o.change.action] += 1
+        done = ", ".join(f"{n[a]} {p}" for a, p in ((Action.CREATE, "created"), (Action.UPDATE, "updated"),
+                                                     (Action.DEACTIVATE, "deactivated"),
+                                                     (Action.DELETE, "deleted")))
+        failed = len(self.failures)
+        return f"Apply complete: {done}" + (f"; {failed} failed." if failed else ".")
+
+
+Observer = Callable[[Outcome], None]
+
+
+class ScimApplier:
+    """Applies one provider's changes."""
+
+    def __init__(self, client: scim.ScimClient, observer: Observer | None = None) -> None:
+        self.client = client
+        self.p = client.provider
+        self.ids: dict[str, str] = {}  # member email -> live id, learnt from plan refs and creates
+        self.failed: set[str] = set()  # emails / group names whose change failed
+        self.result = ApplyResult()
+        self.observer = observer
+        self._lock = threading.Lock()
+
+    def run(self, changes: list[Change]) -> ApplyResult:
+        for c in changes:
+            self.ids.update(c.refs)
+            if c.kind == "user" and c.id:
+                self.ids[c.key] = c.id
+        groups = [c for c in changes if c.kind == "group"]
+        users = [c for c in changes if c.kind == "user"]
+        new_groups = [c for c in groups if c.action is Action.CREATE]
+        upd_groups = [c for c in groups if c.action is Action.UPDATE]
+        del_groups = [c for c in groups if c.action is Action.DELETE]
+        removals = [c for c in users if c.action is Action.DELETE]
+        deactivations = [c for c in users if c.action is Action.DEACTIVATE]
+        upserts = [c for c in users if c.action in (Action.CREATE, Action.UPDATE)]
+        created_groups: dict[str, str] = {}
+
+        self._parallel(new_groups, lambda c: created_groups.__setitem__(c.key, self._create_group(c)),
+                       report=False)
+        # a member whose manager is created in this run waits for the manager to have an id
+        for level in manager_levels(upserts):
+            self._parallel(level, self._upsert_user)
+        self._parallel(new_groups, lambda c: self._add_new_group_members(c, created_groups[c.key]))
+        self._parallel(upd_groups, self._update_group)
+        self._parallel(deactivations, self._deactivate_user)
+        self._parallel(removals, self._delete_user)
+        self._parallel(del_groups, self._delete_group)
+        return self.result
+
+    # --- execution -----------------------------------------------------------
+
+    def _parallel(self, changes: list[Change], fn: Callable[[Change], Any], report: bool = True) -> None:
+        """Run ``fn`` on each change, at most ``concurrency`` at once. With ``report=False`` only a
+        failure is reported (a step that a later phase completes)."""
+        if not changes:
+            return
+
+        def one(c: Change) -> None:
+            token = current_address.set(c.address)
+            t0 = time.perf_counter()
+            try:
+                blocked = self._blocked_by(c)
+                if blocked:
+                    raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                fn(c)
+                if report:
+                    self._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
+            except ReconcilerError as exc:
+                with self._lock:
+                    self.failed.add(c.key)
+                self._done(Outcome(c, False, redact(str(exc)), (time.perf_counter() - t0) * 1000))
+            finally:
+                current_address.reset(token)
+
+        workers = min(self.p.concurrency, len(changes))
+        if workers == 1:
+            for c in changes:
+                one(c)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"apply-{self.p.name}") as pool:
+            list(pool.map(one, changes))
+
+    def _done(self, o: Outcome) -> None:
+        with self._lock:
+            # a group created in phase 1 and completed in phase 3 is reported once, by its last step
+            self.result.outcomes = [x for x in self.result.outcomes if x.change.address != o.change.address]
+            self.result.outcomes.append(o)
+        if self.observer:
+            self.observer(o)
+
+    def _blocked_by(self, c: Change) -> str | None:
+        with self._lock:
+            if c.kind == "group" and c.key in self.failed:
+                return scim.address(self.p.name, "group", c.key)
+            mgr = (c.after or {}).get("enterprise:manager") if c.kind == "user" else None
+            if mgr and mgr in self.failed:
+                return scim.address(self.p.name, "user", mgr)
+        return None
+
+    def _id(self, email: str) -> str | None:
+        if email.startswith("id:"):
+            return email[3:]
+        return self.ids.get(email)
+
+    # --- users ---------------------------------------------------------------
+
+    def _upsert_user(self, c: Change) -> None:
+        assert c.after is not None
+        refs = {k: v for k, v in self.ids.items()}
+        if c.action is Action.CREATE:
+            body = scim.user_body(c.after, refs)
+            res = self.client.create("Users", body, lambda: self.client.find_user(c.after["userName"]))
+            with self._lock:
+                self.ids[c.key] = str(res["id"])
+            return
+        assert c.id is not None
+        if self.client.caps.patch:
+            self.client.patch("Users", c.id, scim.user_ops(c.diff, refs), _etag(c))
+        else:
+            live = self.client.get("Users", c.id) or {}
+            self.client.put("Users", c.id, scim.apply_user_ops_to(live, c.after, refs), _etag(c))
+
+    def _deactivate_user(self, c: Change) -> None:
+        assert c.id is not None and c.after is not None
+        if self.client.caps.patch:
+            ops = scim.user_ops(c.diff, dict(self.ids))
+            self.client.patch("Users", c.id, ops, _etag(c))
+        else:
+            live = self.client.get("Users", c.id) or {}
+            self.client.put("Users", c.id, {**{k: v for k, v in live.items() if k not in ("meta", "id")},
+                                            "active": False}, _etag(c))
+
+    def _delete_user(self, c: Change) -> None:
+        assert c.id is not None
+        self.client.delete("Users", c.id, _etag(c))
+
+    # --- groups --------------------------------------------------------------
+
+    def _create_group(self, c: Change) -> str:
+        assert c.after is not None
+        members = [i for i in (self._id(e) for e in c.after.get("members", [])) if i]
+        body: dict[str, Any] = {"schemas": [scim.GROUP], "displayName": c.after["displayName"],
+                                "externalId": c.after["externalId"],
+                                "members": [{"value": i} for i in members]}
+        ext = scim.group_ext(c.after, self.p)
+        if ext and self.p.team_schema is not None:
+            body["schemas"].append(self.p.team_schema.urn)
+            body[self.p.team_schema.urn] = ext
+        res = self.client.create("Groups", body, lambda: self.client.find_group(c.after["displayName"]))
+        return str(res["id"])
+
+    def _add_new_group_members(self, c: Change, gid: str) -> None:
+        assert c.after is not None
+        # members that existed at plan time went in with the create; add those created since
+        pending = [e for e in c.after.get("members", []) if e not in c.refs]
+        missing = [e for e in pending if self._id(e) is None]
+        if missing:
+            raise ReconcilerError(f"cannot add {', '.join(missing)}: not created")
+        add = [self._id(e) for e in pending]
+        if add:
+            self.client.patch_members(gid, [a for a in add if a], [], [])
+
+    def _update_group(self, c: Change) -> None:
+        assert c.id is not None and c.before is not None and c.after is not None
+        before = set(c.before.get("members", []))
+        after = set(c.after.get("members", []))
+        add_emails = sorted(after - before)
+        missing = [e for e in add_emails if self._id(e) is None]
+        if missing:
+            raise ReconcilerError(f"cannot add {', '.join(missing)} to the team: not created")
+        add = [self._id(e) or "" for e in add_emails]
+        remove = [self._id(e) or "" for e in sorted(before - after) if self._id(e)]
+        ops = scim.group_attr_ops(c.diff, self.p)
+        if not self.client.caps.patch:
+            live = self.client.get("Groups", c.id) or {}
+            body = {k: v for k, v in live.items() if k not in ("meta", "id")}
+            body["displayName"] = c.after["displayName"]
+            body["externalId"] = c.after["externalId"]
+            body["members"] = [{"value": self._id(e)} for e in sorted(after) if self._id(e)]
+            self.client.put("Groups", c.id, body, _etag(c))
+            return
+        self.client.patch_members(c.id, add, remove, ops, _etag(c))
+
+    def _delete_group(self, c: Change) -> None:
+        assert c.id is not None
+        self.client.delete("Groups", c.id, _etag(c))
+
+
+def manager_levels(changes: list[Change]) -> list[list[Change]]:
+    """Split member writes into waves so that a manager created in this run is written before the
+    members who report to them (a chain of managers gives several waves)."""
+    creating = {c.key: c for c in changes if c.action is Action.CREATE}
+    depth: dict[str, int] = {}
+
+    def level(c: Change, seen: frozenset[str] = frozenset()) -> int:
+        if c.key in depth:
+            return depth[c.key]
+        mgr = (c.after or {}).get("enterprise:manager")
+        d = 0
+        if mgr in creating and mgr not in seen and mgr != c.key:
+            d = level(creating[mgr], seen | {c.key}) + 1
+        depth[c.key] = d
+        return d
+
+    waves: dict[int, list[Change]] = {}
+    for c in changes:
+        waves.setdefault(level(c), []).append(c)
+    return [waves[k] for k in sorted(waves)]
+
+
+def _etag(c: Change) -> str | None:
+    return c.precondition.etag if c.precondition else None
+
+
+def apply_plan(session: Session, plan: Plan, observer: Observer | None = None) -> ApplyResult:
+    """Apply every change of a plan; raise ApplyError naming each failure after doing all it could."""
+    result = ApplyResult()
+    for p in session.config.providers:
+        changes = [c for c in plan.changes if c.provider == p.name]
+        if not changes:
+            continue
+        client = session.client(p.name)
+        if not client.caps.discovered:
+            client.discover()
+        result.outcomes += ScimApplier(client, observer).run(changes).outcomes
+    for planner in planners():
+        mine = [c for c in plan.changes if c.address.startswith(planner.prefix)]
+        if mine:
+            result.outcomes += planner.apply(session, mine, observer)
+    return result
+
+
+def failures_error(result: ApplyResult) -> ApplyError | None:
+    return ApplyError(result.failures) if result.failures else None
+
+
+def changed_addresses(outcomes: Iterable[Outcome]) -> list[str]:
+    return sorted(o.change.address for o in outcomes if o.ok)

@@ -1,0 +1,335 @@
+"""Load a config directory (or one file) into a validated, cross-checked Config.
+
+Every problem is reported as ``file:line:col: message``, all of them at once,
+with the valid choices or a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import types
+import typing
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.config.models import Config, ConfigFile, Item, Member, Origin, ScimProvider, Team
+from reconciler.config.secrets import CREDENTIAL_FIELDS
+from reconciler.config.yamlpos import Document, load
+from reconciler.errors import ConfigError, Diagnostic
+
+SUFFIXES = (".yaml", ".yml")
+
+# Cross-file checks other parts of reconciler register (user maps, integrations ...).
+# Each gets the merged Config and returns Diagnostics.
+CHECKS: list[Callable[[Config], list[Diagnostic]]] = []
+
+
+def config_files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise ConfigError([Diagnostic(str(root), 0, 0, "no such file or directory")])
+    files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise ConfigError([Diagnostic(str(root), 0, 0, "no .yaml or .yml files in this directory")])
+    return files
+
+
+def load_config(path: str | Path) -> Config:
+    root = Path(path)
+    files = config_files(root)
+    base = root if root.is_dir() else root.parent
+    problems: list[Diagnostic] = []
+    parsed: list[tuple[Document, ConfigFile]] = []
+    digest = hashlib.sha256()
+    for f in files:
+        display = _display(f)
+        try:
+            doc = load(f, display)
+        except ConfigError as exc:
+            problems.extend(exc.diagnostics)
+            continue
+        digest.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
+        if doc.data is None:
+            continue  # an empty file (or only comments) declares nothing
+        if not isinstance(doc.data, dict):
+            problems.append(doc.diag((), "a config file must be a mapping of kinds "
+                                         f"({', '.join(ConfigFile.model_fields)})"))
+            continue
+        problems.extend(_reference_misuse(doc, doc.data, ()))
+        try:
+            model = ConfigFile.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(translate(exc, doc, ConfigFile))
+            continue
+        _attach_origins(model, doc)
+        parsed.append((doc, model))
+    if problems:
+        raise ConfigError(problems)
+
+    config = Config(
+        root=str(root),
+        files=[_display(f) for f in files],
+        providers=[p for _, m in parsed for p in m.providers],
+        members=[x for _, m in parsed for x in m.members],
+        teams=[x for _, m in parsed for x in m.teams],
+        digest=digest.hexdigest(),
+    )
+    for _, m in parsed:
+        for name in type(m).model_fields:
+            if name not in ("providers", "members", "teams"):
+                setattr(config, name, [*getattr(config, name, []), *getattr(m, name)])
+    problems.extend(cross_check(config))
+    for check in CHECKS:
+        problems.extend(check(config))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _display(f: Path) -> str:
+    try:
+        return str(f.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(f)
+
+
+def _diag(item: Item, field: str | None, message: str, *, key: bool = False) -> Diagnostic:
+    file, line, col = item.where(field, key=key)
+    return Diagnostic(file, line, col, message)
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    if 0 < len(choices) <= 12:
+        return f"; valid choices: {', '.join(sorted(choices))}"
+    return ""
+
+
+def cross_check(config: Config) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    out += _unique(config.providers, lambda p: p.name, "provider", "name")
+    out += _unique(config.members, lambda m: m.key, "member", "email")
+    out += _unique(config.teams, lambda t: t.name, "team", "name")
+    provider_names = {p.name for p in config.providers}
+    emails = {m.key: m for m in config.members}
+    for m in config.members:
+        if m.manager is not None:
+            if m.manager.lower() not in emails:
+                out.append(_diag(m, "manager", f"member '{m.email}' names unknown manager '{m.manager}'"
+                                 + did_you_mean(m.manager.lower(), emails)))
+            elif m.manager.lower() == m.key:
+                out.append(_diag(m, "manager", f"member '{m.email}' cannot be their own manager"))
+        for i, p in enumerate(m.providers or []):
+            if p not in provider_names:
+                out.append(_diag(m, "providers", f"member '{m.email}' names unknown provider '{p}'"
+                                 + did_you_mean(p, provider_names)))
+    for t in config.teams:
+        seen: set[str] = set()
+        for i, e in enumerate(t.members):
+            if e.lower() not in emails:
+                file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
+                out.append(Diagnostic(file, line, col, f"team '{t.name}' lists unknown member '{e}'"
+                                      + did_you_mean(e.lower(), emails)))
+            elif e.lower() in seen:
+                file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
+                out.append(Diagnostic(file, line, col, f"team '{t.name}' lists member '{e}' twice"))
+            seen.add(e.lower())
+        for p in t.providers or []:
+            if p not in provider_names:
+                out.append(_diag(t, "providers", f"team '{t.name}' names unknown provider '{p}'"
+                                 + did_you_mean(p, provider_names)))
+    return out
+
+
+def _unique(items: list[Any], key: Callable[[Any], str], kind: str, field: str) -> list[Diagnostic]:
+    first: dict[str, Any] = {}
+    out = []
+    for it in items:
+        k = key(it)
+        if k in first:
+            f, line, col = first[k].where(field)
+            out.append(_diag(it, field, f"{kind} '{k}' is declared twice; first at {f}:{line}:{col}"))
+        else:
+            first[k] = it
+    return out
+
+
+# --- positions -------------------------------------------------------------
+
+def _attach_origins(model: ConfigFile, doc: Document) -> None:
+    for kind in type(model).model_fields:
+        for i, item in enumerate(getattr(model, kind)):
+            if isinstance(item, Item):
+                item._origin = _origin(doc, (kind, i))
+
+
+def _origin(doc: Document, path: tuple[str | int, ...]) -> Origin:
+    line, col = doc.position(path)
+    keys: dict[str, tuple[int, int]] = {}
+    values: dict[str, tuple[int, int]] = {}
+    n = len(path)
+    for p, pos in doc.values.items():
+        if len(p) > n and p[:n] == path:
+            values[_dotted(p[n:])] = pos
+    for p, pos in doc.keys.items():
+        if len(p) > n and p[:n] == path:
+            keys[_dotted(p[n:])] = pos
+    return Origin(doc.file, line, col, keys, values)
+
+
+def _dotted(parts: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _reference_misuse(doc: Document, data: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
+    """${env:...} / ${file:...} belong in credential fields only."""
+    out: list[Diagnostic] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _reference_misuse(doc, v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _reference_misuse(doc, v, path + (i,))
+    elif isinstance(data, str) and "${" in data:
+        last = path[-1] if path else ""
+        if last not in CREDENTIAL_FIELDS:
+            out.append(doc.diag(path, "secret references are allowed only in credential fields "
+                                      f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
+    return out
+
+
+# --- pydantic errors -> located diagnostics ---------------------------------
+
+def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> list[Diagnostic]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(err["loc"])
+        path, model = _data_path(doc.data, loc, root)
+        etype = err["type"]
+        last = path[-1] if path else ""
+        if etype == "extra_forbidden":
+            valid = list(model.model_fields) if model else []
+            hint = did_you_mean(str(last), valid)
+            if not hint.startswith(" (did") and valid:
+                hint = f"; valid keys: {', '.join(valid)}"
+            out.append(doc.diag(path, f"unknown key '{last}'{hint}", key=True))
+        elif etype == "missing":
+            out.append(doc.diag(path[:-1], f"missing required key '{loc[-1]}'"))
+        elif etype in ("union_tag_invalid", "literal_error"):
+            ctx = err.get("ctx", {})
+            expected = ctx.get("expected_tags") or ctx.get("expected") or ""
+            got = ctx.get("tag", "")
+            shown = f" '{got}'" if got else ""
+            out.append(doc.diag(path, f"invalid value{shown} for '{last or loc[-1]}'; valid choices: {expected}"))
+        elif etype == "union_tag_not_found":
+            ctx = err.get("ctx", {})
+            out.append(doc.diag(path, f"missing required key '{ctx.get('discriminator', 'type').strip(chr(39))}'"))
+        elif etype == "string_pattern_mismatch" and last in CREDENTIAL_FIELDS:
+            out.append(doc.diag(path, f"'{last}' must be a secret reference such as ${{env:NAME}} or "
+                                      "${file:PATH}; secrets never live in YAML"))
+        elif etype == "string_pattern_mismatch":
+            pattern = err.get("ctx", {}).get("pattern", "")
+            out.append(doc.diag(path, f"'{last}' must match {pattern} (lower-case letters, digits, - and _)"))
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            where = f"'{last}'" if isinstance(last, str) and last else f"item {last}" if last != "" else "file"
+            out.append(doc.diag(path, f"{where}: {msg}"))
+    return out
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[tuple[str | int, ...],
+                                                                                   type[BaseModel] | None]:
+    """Follow a pydantic error location through the data, skipping union tags; return the data path
+    and the model class that owns the last element."""
+    path: list[str | int] = []
+    node = data
+    model: type[BaseModel] | None = root
+    owner: type[BaseModel] | None = root
+    tp: Any = root
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            owner = model
+            path.append(part)
+            node = node[part]
+            tp = _field_type(model, part) if model else None
+            model = _model_of(tp, node)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+            tp = _item_type(tp)
+            model = _model_of(tp, node)
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node and owner is not None:
+            # an unknown key, a missing key, or a union tag; the first two end the path
+            if model is not None and part not in model.model_fields and not _is_tag(tp, part):
+                owner = model
+                path.append(part)
+                break
+            if model is not None and part in model.model_fields:
+                path.append(part)
+                owner = model
+                break
+        else:
+            continue
+    return tuple(path), owner
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        out = []
+        for a in typing.get_args(tp):
+            out += _unwrap(a)
+        return out
+    return [tp]
+
+
+def _field_type(model: type[BaseModel], name: str) -> Any:
+    f = model.model_fields.get(name)
+    return f.annotation if f else None
+
+
+def _item_type(tp: Any) -> Any:
+    for t in _unwrap(tp):
+        if typing.get_origin(t) in (list, tuple, set):
+            return typing.get_args(t)[0]
+    return None
+
+
+def _model_of(tp: Any, node: Any) -> type[BaseModel] | None:
+    candidates = [t for t in _unwrap(tp) if isinstance(t, type) and issubclass(t, BaseModel)]
+    if len(candidates) == 1:
+        return candidates[0]
+    if isinstance(node, dict) and "type" in node:
+        for c in candidates:
+            f = c.model_fields.get("type")
+            if f is not None and node["type"] in typing.get_args(f.annotation):
+                return c
+    return None
+
+
+def _is_tag(tp: Any, part: str) -> bool:
+    for t in _unwrap(tp):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            f = t.model_fields.get("type")
+            if f is not None and part in typing.get_args(f.annotation):
+                return True
+    return False
+
+
+__all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

@@ -1,0 +1,255 @@
+"""Desired-state models: what a config file may declare.
+
+Models hold no I/O. Field docstrings become the descriptions in the published
+JSON Schema (``schemas/config.schema.json``), which editors use to autocomplete.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from reconciler.config.secrets import SecretRef
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+# RFC 5322 is far wider; this is what SCIM providers and trackers accept in practice.
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not a valid email address")
+    return value
+
+
+class Origin:
+    """Where an item was declared: file, and the positions of its keys and values."""
+
+    __slots__ = ("file", "line", "column", "keys", "values")
+
+    def __init__(self, file: str, line: int, column: int,
+                 keys: dict[str, tuple[int, int]], values: dict[str, tuple[int, int]]) -> None:
+        self.file, self.line, self.column, self.keys, self.values = file, line, column, keys, values
+
+    def at(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
+        table = self.keys if key else self.values
+        if field is not None and field in table:
+            line, col = table[field]
+            return self.file, line, col
+        return self.file, self.line, self.column
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=False)
+
+
+class Item(Model):
+    """A declared object that remembers where in which file it was declared."""
+
+    _origin: Origin | None = PrivateAttr(default=None)
+
+    def where(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
+        if self._origin is None:
+            return ("<config>", 0, 0)
+        return self._origin.at(field, key=key)
+
+
+# --- credentials -----------------------------------------------------------
+
+class BearerAuth(Model):
+    """A static bearer token (RFC 6750)."""
+
+    type: Literal["bearer"]
+    token: SecretRef
+    """The token, as ${env:NAME} or ${file:PATH}."""
+
+
+class BasicAuth(Model):
+    """HTTP basic auth with a user ID and an API token (Okta-style SCIM apps)."""
+
+    type: Literal["basic"]
+    username: str
+    """The user ID (not a secret)."""
+    token: SecretRef
+    """The API token or password, as ${env:NAME} or ${file:PATH}."""
+
+
+class OAuth2Auth(Model):
+    """OAuth 2.0 client-credentials grant; the token is cached and refreshed before it expires."""
+
+    type: Literal["oauth2"]
+    token_url: str
+    """The token endpoint (https, or http on loopback)."""
+    client_id: str
+    client_secret: SecretRef
+    """The client secret, as ${env:NAME} or ${file:PATH}."""
+    audience: str | None = None
+    """Sent as the 'audience' parameter where the authorization server wants one (Entra ID, Auth0)."""
+    scope: str | None = None
+
+
+Auth = Annotated[BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")]
+
+
+# --- providers -------------------------------------------------------------
+
+class TeamSchema(Model):
+    """Where a provider keeps team attributes that SCIM's core Group schema lacks.
+
+    Managed only when the provider's /Schemas advertises this schema and attributes;
+    otherwise the plan says plainly that they are not managed there.
+    """
+
+    urn: str
+    """The SCIM extension schema URN, e.g. urn:acme:params:scim:schemas:extension:platform:2.0:Group."""
+    description: str | None = None
+    """Attribute holding the team description."""
+    roles: str | None = None
+    """Attribute holding the team's roles (multi-valued)."""
+    collections: str | None = None
+    """Attribute holding the team's collections (multi-valued)."""
+
+
+class ScimProvider(Item):
+    """A SCIM 2.0 service provider that members and teams are converged into."""
+
+    name: Name
+    """Short name used in addresses: scim.<name>.user["..."]."""
+    type: Literal["scim"]
+    base_url: str
+    """The SCIM base URL, e.g. https://platform.example.com/scim/v2 (http only on loopback)."""
+    auth: Auth
+    authoritative: bool = False
+    """Remove users and groups the config does not declare, even those reconciler never created."""
+    removal: Literal["deactivate", "delete"] = "deactivate"
+    """What happens to a member removed from the config: deactivate (active: false) or hard delete."""
+    max_removals: int = Field(default=500, ge=0)
+    """Refuse a plan that would remove (deactivate or delete) more objects than this."""
+    max_removal_percent: float = Field(default=20.0, ge=0, le=100)
+    """Refuse a plan that would remove more than this share of the managed objects (checked above 5 removals)."""
+    protect: list[str] = Field(default_factory=list)
+    """userNames and group names that are never deactivated or deleted."""
+    ownership_prefix: str = "reconciler:"
+    """Prefix of externalId that marks an object as created or adopted by reconciler."""
+    concurrency: int = Field(default=8, ge=1, le=64)
+    """How many write requests may be in flight at once."""
+    page_size: int | None = Field(default=None, ge=1)
+    """Page size for list calls; default: the provider's advertised maximum (else 100)."""
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds before one HTTP request times out."""
+    ca_bundle: str | None = None
+    """A PEM file of CA certificates to trust instead of the system's."""
+    bulk: Literal["auto", "never"] = "auto"
+    """Use SCIM Bulk for creates when the provider offers it."""
+    team_schema: TeamSchema | None = None
+    """Extension schema for team description and permissions."""
+
+
+Provider = Annotated[ScimProvider, Field(discriminator="type")]
+
+
+# --- members and teams -----------------------------------------------------
+
+class Member(Item):
+    """One person on the platform (a SCIM User)."""
+
+    email: str
+    """The unique identifier (SCIM userName) and primary work email."""
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    active: bool = True
+    """false deactivates the account (it is kept)."""
+    external_id: str | None = None
+    """Your identifier for this person (HR id); stored after the provider's ownership prefix."""
+    roles: list[str] | None = None
+    title: str | None = None
+    department: str | None = None
+    """Enterprise extension: department."""
+    employee_number: str | None = None
+    """Enterprise extension: employeeNumber."""
+    cost_center: str | None = None
+    """Enterprise extension: costCenter."""
+    organization: str | None = None
+    """Enterprise extension: organization."""
+    division: str | None = None
+    """Enterprise extension: division."""
+    manager: str | None = None
+    """Enterprise extension: the manager, by member email."""
+    attributes: dict[str, str | bool | int] | None = None
+    """Other single-valued SCIM attributes by name (nickName, userType, locale ...) or full URN path."""
+    providers: list[Name] | None = None
+    """Only these providers get this member (default: every SCIM provider)."""
+    protect: bool = False
+    """Refuse any plan that deactivates or deletes this member."""
+
+    @field_validator("email", "manager")
+    @classmethod
+    def _valid_email(cls, v: str | None) -> str | None:
+        return None if v is None else check_email(v)
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
+
+class Permissions(Model):
+    """What a team grants its members on the platform."""
+
+    roles: list[str] = Field(default_factory=list)
+    collections: list[str] = Field(default_factory=list)
+
+
+class Team(Item):
+    """A named group of members (a SCIM Group)."""
+
+    name: str = Field(min_length=1)
+    """The group's displayName."""
+    description: str | None = None
+    members: list[str] = Field(default_factory=list)
+    """Member emails."""
+    permissions: Permissions | None = None
+    """Roles and collections, sent where the provider can express them (see team_schema)."""
+    providers: list[Name] | None = None
+    protect: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+class ConfigFile(Model):
+    """One YAML file of a config. Every key is optional; kinds may be split across files."""
+
+    providers: list[Provider] = Field(default_factory=list)
+    members: list[Member] = Field(default_factory=list)
+    teams: list[Team] = Field(default_factory=list)
+
+
+class Config:
+    """A whole config: every file merged, cross-references checked."""
+
+    def __init__(self, root: str, files: list[str], providers: list[ScimProvider],
+                 members: list[Member], teams: list[Team], digest: str) -> None:
+        self.root = root
+        self.files = files
+        self.providers = providers
+        self.members = members
+        self.teams = teams
+        self.digest = digest
+
+    def provider(self, name: str) -> ScimProvider:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def members_for(self, provider: str) -> list[Member]:
+        return [m for m in self.members if m.providers is None or provider in m.providers]
+
+    def teams_for(self, provider: str) -> list[Team]:
+        return [t for t in self.teams if t.providers is None or provider in t.providers]

@@ -1,0 +1,329 @@
+"""HTTP for every provider: client factory, auth, TLS rules, retries, error mapping, call recording.
+
+Providers never build an ``httpx.Client`` themselves; they get an ``Http``
+from here (or a test injects one over a fake transport).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler import __version__
+from reconciler.config.secrets import redact, remember
+from reconciler.errors import (
+    AuthError,
+    ConflictError,
+    ConnectError,
+    NotFoundError,
+    ProviderError,
+    ServerError,
+)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"reconciler/{__version__}"
+
+# The address of the change being applied, for the audit log.
+current_address: contextvars.ContextVar[str] = contextvars.ContextVar("current_address", default="")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP call, as the audit log and the benchmarks see it. Never holds a body or a header."""
+
+    provider: str
+    address: str
+    method: str
+    path: str
+    status: int | None
+    duration_ms: float
+    error: str | None = None
+    attempt: int = 1
+
+
+Recorder = Callable[[CallRecord], None]
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "sandbox", "sandbox.invalid"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, field: str = "base_url") -> None:
+    """https everywhere; plain http only to loopback."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ProviderError(f"{field} {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ProviderError(f"{field} {url!r} uses plain http; only https is allowed except to loopback "
+                            "(127.0.0.1, localhost, ::1)")
+
+
+class BearerToken(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        remember(token)
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class OAuth2ClientCredentials(httpx.Auth):
+    """RFC 6749 client-credentials grant; the token is cached and refreshed before it expires
+    (or once after a 401)."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, audience: str | None = None,
+                 scope: str | None = None, transport: httpx.BaseTransport | None = None,
+                 verify: Any = True, timeout: float = 30.0) -> None:
+        check_url(token_url, "token_url")
+        remember(client_secret)
+        self.token_url, self.client_id, self.client_secret = token_url, client_id, client_secret
+        self.audience, self.scope = audience, scope
+        self._transport, self._verify, self._timeout = transport, verify, timeout
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> str:
+        data = {"grant_type": "client_credentials", "client_id": self.client_id,
+                "client_secret": self.client_secret}
+        if self.audience:
+            data["audience"] = self.audience
+        if self.scope:
+            data["scope"] = self.scope
+        try:
+            with httpx.Client(transport=self._transport, verify=self._verify, timeout=self._timeout) as c:
+                r = c.post(self.token_url, data=data, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise ConnectError("cannot reach the OAuth token endpoint", "POST", self.token_url,
+                               detail=type(exc).__name__) from None
+        if r.status_code != 200:
+            raise AuthError("the OAuth token endpoint refused the client credentials", "POST", self.token_url,
+                            r.status_code, detail=_detail(r))
+        try:
+            body = r.json()
+            token = str(body["access_token"])
+        except (ValueError, KeyError, TypeError):
+            raise AuthError("the OAuth token endpoint answered without an access_token", "POST",
+                            self.token_url, r.status_code) from None
+        remember(token)
+        self._token = token
+        self._expires = time.monotonic() + max(float(body.get("expires_in", 3600)) - 60, 5)
+        return token
+
+    def token(self, force: bool = False) -> str:
+        with self._lock:
+            if force or self._token is None or time.monotonic() >= self._expires:
+                return self._fetch()
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        response = yield request
+        if response.status_code == 401:
+            request.headers["Authorization"] = f"Bearer {self.token(force=True)}"
+            yield request
+
+
+def _detail(r: httpx.Response) -> str:
+    """A short, redacted reason from an error body (SCIM 'detail', Jira 'errorMessages' ...)."""
+    text = ""
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts: list[str] = []
+        for k in ("detail", "message", "error_description", "error", "errorMessages", "errors"):
+            v = body.get(k)
+            if isinstance(v, list):
+                parts += [str(x) for x in v]
+            elif isinstance(v, dict):
+                parts += [f"{a}: {b}" for a, b in v.items()]
+            elif v:
+                parts.append(str(v))
+        if body.get("scimType"):
+            parts.append(f"scimType={body['scimType']}")
+        text = "; ".join(parts)
+    elif r.text and "<html" not in r.text[:200].lower():
+        text = r.text.strip().splitlines()[0] if r.text.strip() else ""
+    return redact(text[:300])
+
+
+def raise_for_status(r: httpx.Response, what: str = "request failed") -> None:
+    """Map an unsuccessful response to the error tree; the single place statuses become classes."""
+    if r.is_success:
+        return
+    method, url = r.request.method, _safe_url(r.request.url)
+    s = r.status_code
+    cls: type[ProviderError]
+    if s in (401, 403):
+        cls = AuthError
+        what = "authentication failed: the credentials were refused" if s == 401 else "permission denied"
+    elif s == 404:
+        cls = NotFoundError
+    elif s in (409, 412):
+        cls = ConflictError
+    else:
+        cls = ServerError
+    raise cls(what, method, url, s, detail=_detail(r))
+
+
+def _safe_url(url: httpx.URL) -> str:
+    return redact(str(url.copy_with(query=None)))
+
+
+def retry_delay(r: httpx.Response | None, attempt: int, base: float, cap: float) -> float:
+    """Retry-After (seconds or HTTP date) when the server gives it, else exponential backoff with jitter."""
+    if r is not None:
+        ra = r.headers.get("Retry-After")
+        if ra:
+            try:
+                return min(max(float(ra), 0.0), cap)
+            except ValueError:
+                from email.utils import parsedate_to_datetime
+                try:
+                    return min(max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0), cap)
+                except (TypeError, ValueError):
+                    pass
+    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+
+
+class Http:
+    """An ``httpx.Client`` plus retries, error mapping and call recording.
+
+    ``request`` retries 429, 5xx and dropped connections with backoff, honouring
+    Retry-After. For requests that are not idempotent (POST), pass ``recover``:
+    it is called before each retry and may return the object the lost attempt
+    created, so that a retried create never creates a duplicate.
+    """
+
+    def __init__(self, client: httpx.Client, provider: str, *, attempts: int = 5, backoff: float = 0.5,
+                 max_delay: float = 30.0, recorder: Recorder | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client, self.provider = client, provider
+        self.attempts, self.backoff, self.max_delay = attempts, backoff, max_delay
+        self.recorder = recorder
+        self.sleep = sleep
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _record(self, method: str, url: str, status: int | None, t0: float, error: str | None,
+                attempt: int) -> None:
+        with self._lock:
+            self.calls += 1
+        if self.recorder is not None:
+            path = urlsplit(url).path
+            self.recorder(CallRecord(self.provider, current_address.get(), method, path, status,
+                                     round((time.perf_counter() - t0) * 1000, 2), error, attempt))
+
+    def request(self, method: str, url: str, *, what: str = "request failed", ok: tuple[int, ...] = (),
+                recover: Callable[[], Any] | None = None, **kw: Any) -> httpx.Response:
+        last_exc: Exception | None = None
+        r: httpx.Response | None = None
+        for attempt in range(1, self.attempts + 1):
+            if attempt > 1:
+                self.sleep(retry_delay(r, attempt - 1, self.backoff, self.max_delay))
+                if recover is not None:
+                    found = recover()
+                    if found is not None:
+                        return found  # type: ignore[no-any-return]
+            t0 = time.perf_counter()
+            full = self._full(url)
+            try:
+                r = self.client.request(method, url, **kw)
+            except httpx.TimeoutException as exc:
+                self._record(method, full, None, t0, "timeout", attempt)
+                last_exc, r = exc, None
+                continue
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                self._record(method, full, None, t0, type(exc).__name__, attempt)
+                last_exc, r = exc, None
+                if isinstance(exc, httpx.ConnectError) and attempt >= 2 and "SSL" in str(exc):
+                    break
+                continue
+            self._record(method, full, r.status_code, t0, None, attempt)
+            if r.status_code in RETRY_STATUSES and attempt < self.attempts:
+                continue
+            if r.is_success or r.status_code in ok:
+                return r
+            raise_for_status(r, what)
+        if r is not None:
+            raise_for_status(r, what)
+        assert last_exc is not None
+        reason = "timed out" if isinstance(last_exc, httpx.TimeoutException) else _connect_reason(last_exc)
+        raise ConnectError(f"cannot reach {self.provider}: {reason}", method, redact(self._full(url)),
+                           detail=f"after {self.attempts} attempts") from None
+
+    def _full(self, url: str) -> str:
+        if url.startswith(("http://", "https://")):
+            return url
+        return str(self.client.base_url).rstrip("/") + "/" + url.lstrip("/")
+
+    def get_json(self, url: str, **kw: Any) -> Any:
+        r = self.request("GET", url, **kw)
+        try:
+            return r.json()
+        except ValueError:
+            raise ServerError("the server answered with something that is not JSON", "GET",
+                              _safe_url(r.request.url), r.status_code) from None
+
+
+def _connect_reason(exc: Exception) -> str:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "TLS certificate verification failed (set ca_bundle for a private CA)"
+    if "SSL" in text or "TLS" in text:
+        return "TLS handshake failed"
+    if "Name or service not known" in text or "nodename nor servname" in text or "getaddrinfo" in text:
+        return "host name not found"
+    if "refused" in text.lower():
+        return "connection refused"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def build_client(base_url: str, *, auth: httpx.Auth | None, timeout: float, ca_bundle: str | None = None,
+                 transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None,
+                 max_connections: int = 16) -> httpx.Client:
+    """An httpx.Client with TLS verified (optionally against a custom CA) and http only on loopback."""
+    if transport is None:
+        check_url(base_url)
+    verify: Any = True
+    if ca_bundle:
+        import ssl
+        try:
+            verify = ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ProviderError(f"cannot load ca_bundle {ca_bundle}: {exc}") from None
+    h = {"User-Agent": USER_AGENT}
+    h.update(headers or {})
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/", auth=auth, timeout=timeout, verify=verify, transport=transport,
+        headers=h, follow_redirects=False,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
+
+
+def json_body(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except (ValueError, json.JSONDecodeError):
+        return None

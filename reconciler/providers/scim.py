@@ -1,0 +1,703 @@
+"""SCIM 2.0 provider: discover, read live state with paged lists, plan, and apply changes.
+
+Reading is one ServiceProviderConfig call plus paged ``/Users`` and ``/Groups``
+lists (never a GET per object). What reconciler creates or adopts carries its
+mark in ``externalId`` (RFC 7643 §3.1: the provisioning client's identifier):
+``<ownership_prefix><external_id or email>``. That mark is how a member deleted
+from the YAML is recognised as "was managed, now removed" without a state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from scim2_models import ServiceProviderConfig
+
+from reconciler.config.models import Config, Member, ScimProvider, Team
+from reconciler.config.secrets import resolve
+from reconciler.errors import ConflictError, NotFoundError, PlanError, ProviderError, ReconcilerError, ServerError
+from reconciler.plan.model import Action, AttributeChange, Change, Precondition
+from reconciler.providers._http import BearerToken, Http, OAuth2ClientCredentials, Recorder, build_client
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+SCIM_JSON = "application/scim+json"
+
+# member field -> plan attribute key; enterprise attributes are keyed "enterprise:<name>"
+_ENT_FIELDS = {"department": "department", "employee_number": "employeeNumber", "cost_center": "costCenter",
+               "organization": "organization", "division": "division"}
+_SIMPLE_FIELDS = {"given_name": "name.givenName", "family_name": "name.familyName",
+                  "display_name": "displayName", "title": "title"}
+
+
+@dataclass
+class Capabilities:
+    """What discovery says the provider supports (defaults when it has no ServiceProviderConfig)."""
+
+    patch: bool = True
+    bulk: bool = False
+    bulk_max_operations: int = 0
+    bulk_max_payload: int = 0
+    etag: bool = False
+    filter: bool = True
+    max_results: int | None = None
+    discovered: bool = False
+    schemas: dict[str, set[str]] | None = None  # URN -> attribute names (read only when needed)
+
+    def describe(self) -> str:
+        bits = [f"patch={'yes' if self.patch else 'no'}",
+                f"bulk={'yes (max ' + str(self.bulk_max_operations) + ' ops)' if self.bulk else 'no'}",
+                f"etag={'yes' if self.etag else 'no'}", f"filter={'yes' if self.filter else 'no'}",
+                f"maxResults={self.max_results or 'unset'}"]
+        return ", ".join(bits) + ("" if self.discovered else " (no ServiceProviderConfig; assumed)")
+
+
+@dataclass
+class LiveState:
+    users: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    pages: int = 0
+
+
+def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str | None) -> httpx.Auth:
+    a = p.auth
+    where = f"providers.{p.name}.auth"
+    if a.type == "bearer":
+        return BearerToken(resolve(a.token, f"{where}.token", base_dir))
+    if a.type == "basic":
+        token = resolve(a.token, f"{where}.token", base_dir)
+        return httpx.BasicAuth(a.username, token)
+    secret = resolve(a.client_secret, f"{where}.client_secret", base_dir)
+    return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
+                                   transport=transport, timeout=p.timeout)
+
+
+def connect(p: ScimProvider, *, transport: httpx.BaseTransport | None = None, recorder: Recorder | None = None,
+            base_dir: str | None = None, sleep: Callable[[float], None] | None = None,
+            attempts: int = 5) -> ScimClient:
+    """Build a client for a configured provider (``transport`` lets tests and the sandbox inject a server)."""
+    auth = _auth(p, transport, base_dir)
+    client = build_client(p.base_url, auth=auth, timeout=p.timeout, ca_bundle=p.ca_bundle, transport=transport,
+                          headers={"Accept": SCIM_JSON}, max_connections=max(p.concurrency, 4))
+    kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}
+    if sleep is not None:
+        kw["sleep"] = sleep
+    return ScimClient(Http(client, p.name, **kw), p)
+
+
+class ScimClient:
+    """The SCIM wire protocol for one provider: discovery, paged reads, writes."""
+
+    def __init__(self, http: Http, provider: ScimProvider) -> None:
+        self.http = http
+        self.provider = provider
+        self.caps = Capabilities()
+        self._member_remove_form = "filter"  # switches to "value" when a provider rejects the filter path
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- discovery ---------------------------------------------------------
+
+    def discover(self) -> Capabilities:
+        try:
+            body = self.http.get_json("ServiceProviderConfig", what="cannot read ServiceProviderConfig")
+        except NotFoundError:
+            self.caps = Capabilities()
+            return self.caps
+        try:
+            spc = ServiceProviderConfig.model_validate(body)
+        except Exception as exc:  # a malformed document: use what we can, say so
+            raise ServerError("ServiceProviderConfig is not a valid SCIM document", "GET",
+                              self.http._full("ServiceProviderConfig"), 200, detail=str(exc)[:200]) from None
+        bulk = spc.bulk
+        self.caps = Capabilities(
+            patch=bool(spc.patch and spc.patch.supported),
+            bulk=bool(bulk and bulk.supported),
+            bulk_max_operations=int((bulk.max_operations if bulk else 0) or 0),
+            bulk_max_payload=int((bulk.max_payload_size if bulk else 0) or 0),
+            etag=bool(spc.etag and spc.etag.supported),
+            filter=bool(spc.filter and spc.filter.supported),
+            max_results=int(spc.filter.max_results) if spc.filter and spc.filter.max_results else None,
+            discovered=True,
+        )
+        return self.caps
+
+    def schemas(self) -> dict[str, set[str]]:
+        if self.caps.schemas is None:
+            out: dict[str, set[str]] = {}
+            try:
+                body = self.http.get_json("Schemas", what="cannot read Schemas")
+                for s in body.get("Resources", []) if isinstance(body, dict) else []:
+                    out[str(s.get("id"))] = {str(a.get("name")) for a in s.get("attributes", []) or []}
+            except NotFoundError:
+                pass
+            self.caps.schemas = out
+        return self.caps.schemas
+
+    # --- reads -------------------------------------------------------------
+
+    def page_size(self) -> int:
+        return self.provider.page_size or self.caps.max_results or 100
+
+    def list_all(self, resource: str, *, params: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Every resource of a type, by paged list calls. Stops on totalResults, on an empty page, and
+        on a page that repeats ids already seen (servers that return page 1 for a startIndex past the end)."""
+        count = self.page_size()
+        start = 1
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        pages = 0
+        total: int | None = None
+        while True:
+            q = {"startIndex": str(start), "count": str(count), **(params or {})}
+            body = self.http.get_json(resource, params=q, what=f"cannot list {resource}")
+            pages += 1
+            if not isinstance(body, dict):
+                raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", self.http._full(resource))
+            items = body.get("Resources") or []
+            if total is None:
+                total = int(body.get("totalResults", len(items)))
+            fresh = [r for r in items if str(r.get("id")) not in seen]
+            for r in fresh:
+                seen.add(str(r.get("id")))
+            out.extend(fresh)
+            if not fresh or len(out) >= total:
+                break
+            start += len(items)
+        return out, pages
+
+    def read(self) -> LiveState:
+        users, p1 = self.list_all("Users")
+        groups, p2 = self.list_all("Groups")
+        return LiveState(users, groups, p1 + p2)
+
+    def find_user(self, user_name: str) -> dict[str, Any] | None:
+        return self._find("Users", f'userName eq "{_quote(user_name)}"',
+                          lambda r: str(r.get("userName", "")).lower() == user_name.lower())
+
+    def find_group(self, name: str) -> dict[str, Any] | None:
+        return self._find("Groups", f'displayName eq "{_quote(name)}"', lambda r: r.get("displayName") == name)
+
+    def _find(self, resource: str, flt: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        body = self.http.get_json(resource, params={"filter": flt}, what=f"cannot search {resource}")
+        for r in (body or {}).get("Resources", []) or []:
+            if match(r):
+                return dict(r)
+        # a provider whose filter is case-sensitive or ignored: the match() above guards either way
+        return None
+
+    # --- writes ------------------------------------------------------------
+
+    def _headers(self, etag: str | None) -> dict[str, str]:
+        h = {"Content-Type": SCIM_JSON}
+        if etag and self.caps.etag:
+            h["If-Match"] = etag
+        return h
+
+    def create(self, resource: str, body: dict[str, Any], lookup: Callable[[], dict[str, Any] | None]) \
+            -> dict[str, Any]:
+        """POST; before any retry, look the object up so a create whose answer was lost is not repeated."""
+        r = self.http.request("POST", resource, json=body, headers=self._headers(None),
+                              what=f"cannot create {resource[:-1].lower()}", recover=lambda: _wrap(lookup()))
+        if isinstance(r, _Found):
+            return r.resource
+        if r.status_code == 409:
+            found = lookup()
+            if found is not None:
+                return found
+        data = _json(r)
+        if not isinstance(data, dict) or "id" not in data:
+            found = lookup()  # a server that answers 201 with no body
+            if found is None:
+                raise ServerError(f"created {resource[:-1].lower()} but the server returned no id", "POST",
+                                  self.http._full(resource), r.status_code)
+            return found
+        return data
+
+    def patch(self, resource: str, rid: str, ops: list[dict[str, Any]], etag: str | None = None) -> None:
+        body = {"schemas": [PATCH_OP], "Operations": ops}
+        self.http.request("PATCH", f"{resource}/{rid}", json=body, headers=self._headers(etag),
+                          what=f"cannot update {resource[:-1].lower()} {rid}")
+
+    def put(self, resource: str, rid: str, body: dict[str, Any], etag: str | None = None) -> None:
+        self.http.request("PUT", f"{resource}/{rid}", json=body, headers=self._headers(etag),
+                          what=f"cannot replace {resource[:-1].lower()} {rid}")
+
+    def delete(self, resource: str, rid: str, etag: str | None = None) -> None:
+        self.http.request("DELETE", f"{resource}/{rid}", headers=self._headers(etag), ok=(404,),
+                          what=f"cannot delete {resource[:-1].lower()} {rid}")
+
+    def get(self, resource: str, rid: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.http.get_json(f"{resource}/{rid}", what=f"cannot read {resource[:-1].lower()}"))
+        except NotFoundError:
+            return None
+
+    def patch_members(self, gid: str, add: list[str], remove: list[str], extra_ops: list[dict[str, Any]],
+                      etag: str | None = None) -> None:
+        """One PATCH with attribute ops, member adds and removes. Removal uses the RFC 7644 filter path
+        ``members[value eq "id"]``; a provider that rejects it gets the value-list form instead."""
+        ops = list(extra_ops)
+        if add:
+            ops.append({"op": "add", "path": "members", "value": [{"value": i} for i in add]})
+        if remove and self._member_remove_form == "filter":
+            attempt = ops + [{"op": "remove", "path": f'members[value eq "{i}"]'} for i in remove]
+            try:
+                self.patch("Groups", gid, attempt, etag)
+                return
+            except ServerError as exc:
+                if exc.status not in (400, 501):
+                    raise
+                with self._lock:
+                    self._member_remove_form = "value"
+        if remove:
+            ops.append({"op": "remove", "path": "members", "value": [{"value": i} for i in remove]})
+        if ops:
+            self.patch("Groups", gid, ops, etag)
+
+
+@dataclass
+class _Found:
+    resource: dict[str, Any]
+
+
+def _wrap(found: dict[str, Any] | None) -> _Found | None:
+    return _Found(found) if found is not None else None
+
+
+def _json(r: httpx.Response) -> Any:
+    if not r.content:
+        return None
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
+def _quote(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# --- normalisation: live SCIM resources and config items -> comparable attributes ---------------
+
+def _get(res: dict[str, Any], dotted: str) -> Any:
+    cur: Any = res
+    for part in dotted.split("."):
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _primary_email(res: dict[str, Any]) -> str | None:
+    emails = res.get("emails") or []
+    if not emails:
+        return None
+    for e in emails:
+        if isinstance(e, dict) and e.get("primary"):
+            return str(e.get("value"))
+    first = emails[0]
+    return str(first.get("value")) if isinstance(first, dict) else None
+
+
+def live_user(res: dict[str, Any], usernames: dict[str, str]) -> dict[str, Any]:
+    """The attributes reconciler can manage, as the plan shows them."""
+    ent = res.get(ENTERPRISE) or {}
+    out: dict[str, Any] = {
+        "userName": res.get("userName"),
+        "emails": _primary_email(res),
+        "active": res.get("active", True) if res.get("active") is not None else True,
+        "externalId": res.get("externalId"),
+        "roles": sorted(str(r.get("value")) for r in res.get("roles") or [] if isinstance(r, dict)),
+    }
+    for attr in _SIMPLE_FIELDS.values():
+        out[attr] = _get(res, attr)
+    for attr in _ENT_FIELDS.values():
+        out[f"enterprise:{attr}"] = ent.get(attr)
+    mgr = ent.get("manager")
+    mid = mgr.get("value") if isinstance(mgr, dict) else None
+    out["enterprise:manager"] = usernames.get(str(mid), f"id:{mid}") if mid else None
+    return out
+
+
+def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
+    """Only what the config declares is managed (unset is not empty)."""
+    out: dict[str, Any] = {
+        "userName": m.email,
+        "emails": m.email,
+        "active": m.active,
+        "externalId": p.ownership_prefix + (m.external_id or m.email.lower()),
+    }
+    declared = m.model_fields_set
+    for f, attr in _SIMPLE_FIELDS.items():
+        if f in declared:
+            out[attr] = getattr(m, f)
+    for f, attr in _ENT_FIELDS.items():
+        if f in declared:
+            out[f"enterprise:{attr}"] = getattr(m, f)
+    if "roles" in declared:
+        out["roles"] = sorted(m.roles or [])
+    if "manager" in declared:
+        out["enterprise:manager"] = m.manager.lower() if m.manager else None
+    for k, v in (m.attributes or {}).items():
+        out[k] = v
+    return out
+
+
+def live_group(res: dict[str, Any], usernames: dict[str, str], p: ScimProvider) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "displayName": res.get("displayName"),
+        "externalId": res.get("externalId"),
+        "members": sorted(usernames.get(str(m.get("value")), f"id:{m.get('value')}")
+                          for m in res.get("members") or [] if isinstance(m, dict)),
+    }
+    ts = p.team_schema
+    if ts is not None:
+        ext = res.get(ts.urn) or {}
+        if ts.description:
+            out["description"] = ext.get(ts.description)
+        if ts.roles:
+            out["permissions.roles"] = sorted(_values(ext.get(ts.roles)))
+        if ts.collections:
+            out["permissions.collections"] = sorted(_values(ext.get(ts.collections)))
+    return out
+
+
+def _values(v: Any) -> list[str]:
+    if not v:
+        return []
+    if isinstance(v, list):
+        return [str(x.get("value")) if isinstance(x, dict) else str(x) for x in v]
+    return [str(v)]
+
+
+def desired_group(t: Team, p: ScimProvider, managed_ext: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "displayName": t.name,
+        "externalId": p.ownership_prefix + t.name,
+        "members": sorted(e.lower() for e in t.members),
+    }
+    if "description" in managed_ext and "description" in t.model_fields_set:
+        out["description"] = t.description
+    if t.permissions is not None:
+        if "roles" in managed_ext:
+            out["permissions.roles"] = sorted(t.permissions.roles)
+        if "collections" in managed_ext:
+            out["permissions.collections"] = sorted(t.permissions.collections)
+    return out
+
+
+def _same(key: str, want: Any, have: Any) -> bool:
+    if key in ("userName", "emails") and isinstance(want, str) and isinstance(have, str):
+        return want.lower() == have.lower()
+    return bool(want == have)
+
+
+def attribute_diff(want: dict[str, Any], have: dict[str, Any]) -> list[AttributeChange]:
+    return [AttributeChange(k, have.get(k), v) for k, v in want.items() if not _same(k, v, have.get(k))]
+
+
+def digest(res: dict[str, Any]) -> str:
+    """A digest of a live object, for preconditions where the provider has no ETags."""
+    clean = {k: v for k, v in res.items() if k != "meta"}
+    return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def precondition(res: dict[str, Any], caps: Capabilities) -> Precondition:
+    version = (res.get("meta") or {}).get("version")
+    return Precondition(etag=str(version) if version and caps.etag else None, digest=digest(res))
+
+
+def address(provider: str, kind: str, key: str) -> str:
+    return f'scim.{provider}.{kind}["{key}"]'
+
+
+# --- planning -------------------------------------------------------------
+
+@dataclass
+class ProviderPlan:
+    changes: list[Change]
+    notes: list[str]
+    protected: list[str]
+    managed: int  # objects the provider holds that reconciler manages (the base of the removal percentage)
+
+
+def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabilities,
+                  schemas: dict[str, set[str]] | None = None) -> ProviderPlan:
+    """Pure: desired (config) + live (read) -> changes. No I/O."""
+    notes: list[str] = []
+    changes: list[Change] = []
+    protected: list[str] = []
+    prefix = p.ownership_prefix
+    protect = {x.lower() for x in p.protect}
+
+    usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in live.users}
+    by_name: dict[str, dict[str, Any]] = {}
+    by_ext: dict[str, dict[str, Any]] = {}
+    for u in live.users:
+        by_name.setdefault(str(u.get("userName", "")).lower(), u)
+        if u.get("externalId"):
+            by_ext.setdefault(str(u["externalId"]), u)
+
+    members = config.members_for(p.name)
+    matched: set[str] = set()
+    for m in members:
+        want = desired_user(m, p)
+        res = by_name.get(m.key) or by_ext.get(want["externalId"])
+        addr = address(p.name, "user", m.key)
+        if res is None:
+            if not m.active:
+                # declared inactive and absent: creating a disabled account serves nobody
+                notes.append(f"{addr}: declared inactive and not on the provider; not created")
+                continue
+            changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want))
+            continue
+        matched.add(str(res.get("id")))
+        have = live_user(res, usernames)
+        diff = attribute_diff(want, have)
+        if not diff:
+            continue
+        action = Action.UPDATE
+        if [d.path for d in diff] == ["active"] or (have.get("active") and want["active"] is False):
+            action = Action.DEACTIVATE if want["active"] is False else Action.UPDATE
+        if action is Action.DEACTIVATE and m.protect:
+            raise PlanError(f"{addr} is protected (protect: true) but the config deactivates it; "
+                            "remove protect first")
+        changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
+                              after=want, diff=diff, id=str(res["id"]),
+                              precondition=precondition(res, caps),
+                              refs=_refs_user(want, by_name)))
+
+    managed = sum(1 for u in live.users if str(u.get("externalId") or "").startswith(prefix)) if prefix else 0
+    for u in live.users:
+        uid = str(u.get("id"))
+        if uid in matched:
+            continue
+        ext = str(u.get("externalId") or "")
+        owned = bool(prefix) and ext.startswith(prefix)
+        if not (owned or p.authoritative):
+            continue
+        name = str(u.get("userName", "")).lower()
+        addr = address(p.name, "user", name)
+        have = live_user(u, usernames)
+        if name in protect:
+            protected.append(addr)
+            continue
+        if p.removal == "delete":
+            changes.append(Change(p.name, "user", name, Action.DELETE, addr, before=have, id=uid,
+                                  precondition=precondition(u, caps)))
+        elif have.get("active"):
+            after = dict(have, active=False)
+            changes.append(Change(p.name, "user", name, Action.DEACTIVATE, addr, before=have, after=after,
+                                  diff=[AttributeChange("active", True, False)], id=uid,
+                                  precondition=precondition(u, caps)))
+
+    # teams
+    managed_ext: set[str] = set()
+    ts = p.team_schema
+    wants_perm = any(t.permissions is not None for t in config.teams_for(p.name))
+    wants_desc = any("description" in t.model_fields_set for t in config.teams_for(p.name))
+    if ts is not None and schemas is not None:
+        attrs = schemas.get(ts.urn)
+        if attrs is None:
+            notes.append(f"scim.{p.name}: team_schema {ts.urn} is not advertised by /Schemas; "
+                         "team description and permissions are not managed on this provider")
+        else:
+            for f in ("description", "roles", "collections"):
+                a = getattr(ts, f)
+                if a and a in attrs:
+                    managed_ext.add(f)
+                elif a:
+                    notes.append(f"scim.{p.name}: attribute {a} is not in {ts.urn}; team {f} not managed")
+    if ts is None and wants_perm:
+        notes.append(f"scim.{p.name}: team permissions (roles, collections) are not managed on this provider: "
+                     "core SCIM Groups cannot express them (declare team_schema where the provider has an "
+                     "extension)")
+    if wants_desc and "description" not in managed_ext and (ts is None or not ts.description):
+        notes.append(f"scim.{p.name}: team descriptions are not managed on this provider: core SCIM Groups "
+                     "have no description attribute")
+
+    groups_by_name: dict[str, dict[str, Any]] = {}
+    for g in live.groups:
+        groups_by_name.setdefault(str(g.get("displayName")), g)
+    matched_groups: set[str] = set()
+    ids_by_name = {v: k for k, v in usernames.items()}
+    for t in config.teams_for(p.name):
+        want = desired_group(t, p, managed_ext)
+        res = groups_by_name.get(t.name)
+        addr = address(p.name, "group", t.name)
+        if res is None:
+            changes.append(Change(p.name, "group", t.name, Action.CREATE, addr, after=want,
+                                  refs={e: ids_by_name[e] for e in want["members"] if e in ids_by_name}))
+            continue
+        matched_groups.add(str(res.get("id")))
+        have = live_group(res, usernames, p)
+        diff = attribute_diff(want, have)
+        if diff:
+            refs = {e: ids_by_name[e] for e in set(want["members"]) | set(have["members"]) if e in ids_by_name}
+            refs.update({e: e[3:] for e in have["members"] if e.startswith("id:")})
+            changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
+                                  before={k: have.get(k) for k in want}, after=want, diff=diff,
+                                  id=str(res["id"]), precondition=precondition(res, caps), refs=refs))
+    managed += sum(1 for g in live.groups if prefix and str(g.get("externalId") or "").startswith(prefix))
+    for g in live.groups:
+        gid = str(g.get("id"))
+        if gid in matched_groups:
+            continue
+        owned = bool(prefix) and str(g.get("externalId") or "").startswith(prefix)
+        if not (owned or p.authoritative):
+            continue
+        name = str(g.get("displayName"))
+        addr = address(p.name, "group", name)
+        if name.lower() in protect:
+            protected.append(addr)
+            continue
+        changes.append(Change(p.name, "group", name, Action.DELETE, addr, before=live_group(g, usernames, p),
+                              id=gid, precondition=precondition(g, caps)))
+    if p.authoritative:
+        managed = len(live.users) + len(live.groups)
+    return ProviderPlan(changes, notes, protected, managed)
+
+
+def _refs_user(want: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> dict[str, str]:
+    mgr = want.get("enterprise:manager")
+    if mgr and mgr in by_name:
+        return {mgr: str(by_name[mgr]["id"])}
+    return {}
+
+
+# --- payloads ---------------------------------------------------------------
+
+def user_body(after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemas": [USER], "userName": after["userName"], "active": after["active"],
+                            "externalId": after["externalId"],
+                            "emails": [{"value": after["emails"], "type": "work", "primary": True}]}
+    name = {}
+    for k, v in after.items():
+        if k.startswith("name.") and v is not None:
+            name[k[5:]] = v
+    if name:
+        body["name"] = name
+    for k in ("displayName", "title"):
+        if after.get(k) is not None:
+            body[k] = after[k]
+    if after.get("roles"):
+        body["roles"] = [{"value": r} for r in after["roles"]]
+    ent: dict[str, Any] = {}
+    for k, v in after.items():
+        if k.startswith("enterprise:") and v is not None:
+            attr = k.split(":", 1)[1]
+            if attr == "manager":
+                if v not in refs:
+                    raise ReconcilerError(f"manager {v} has no id on the provider (not created)")
+                ent["manager"] = {"value": refs[v]}
+            else:
+                ent[attr] = v
+    if ent:
+        body["schemas"].append(ENTERPRISE)
+        body[ENTERPRISE] = ent
+    for k, v in after.items():
+        if k in _KNOWN_KEYS or k.startswith(("name.", "enterprise:")) or v is None:
+            continue
+        if k.startswith("urn:"):
+            urn, attr = k.rsplit(":", 1)
+            body.setdefault(urn, {})[attr] = v
+            if urn not in body["schemas"]:
+                body["schemas"].append(urn)
+        else:
+            body[k] = v
+    return body
+
+
+_KNOWN_KEYS = {"userName", "active", "externalId", "emails", "displayName", "title", "roles"}
+
+
+def user_ops(diff: Iterable[AttributeChange], refs: dict[str, str]) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for d in diff:
+        k, v = d.path, d.after
+        if k == "emails":
+            ops.append({"op": "replace", "path": "emails", "value": [{"value": v, "type": "work", "primary": True}]})
+        elif k == "roles":
+            ops.append({"op": "replace", "path": "roles", "value": [{"value": r} for r in v or []]})
+        elif k.startswith("enterprise:"):
+            attr = k.split(":", 1)[1]
+            path = f"{ENTERPRISE}:{attr}"
+            if attr == "manager":
+                if v is None:
+                    ops.append({"op": "remove", "path": path})
+                elif v not in refs:
+                    raise ReconcilerError(f"manager {v} has no id on the provider (not created)")
+                else:
+                    ops.append({"op": "replace", "path": path, "value": {"value": refs[v]}})
+            elif v is None:
+                ops.append({"op": "remove", "path": path})
+            else:
+                ops.append({"op": "replace", "path": path, "value": v})
+        elif v is None:
+            ops.append({"op": "remove", "path": k})
+        else:
+            ops.append({"op": "replace", "path": k, "value": v})
+    return ops
+
+
+def group_ext(after: dict[str, Any], p: ScimProvider) -> dict[str, Any]:
+    ts = p.team_schema
+    if ts is None:
+        return {}
+    ext: dict[str, Any] = {}
+    if "description" in after and ts.description:
+        ext[ts.description] = after["description"]
+    if "permissions.roles" in after and ts.roles:
+        ext[ts.roles] = [{"value": r} for r in after["permissions.roles"]]
+    if "permissions.collections" in after and ts.collections:
+        ext[ts.collections] = [{"value": c} for c in after["permissions.collections"]]
+    return ext
+
+
+def group_attr_ops(diff: Iterable[AttributeChange], p: ScimProvider) -> list[dict[str, Any]]:
+    ops = []
+    ts = p.team_schema
+    for d in diff:
+        if d.path == "members":
+            continue
+        if d.path in ("displayName", "externalId"):
+            ops.append({"op": "replace", "path": d.path, "value": d.after})
+        elif ts is not None:
+            attr = {"description": ts.description, "permissions.roles": ts.roles,
+                    "permissions.collections": ts.collections}.get(d.path)
+            if attr:
+                value = d.after if d.path == "description" else [{"value": x} for x in d.after or []]
+                ops.append({"op": "replace", "path": f"{ts.urn}:{attr}", "value": value})
+    return ops
+
+
+def apply_user_ops_to(resource: dict[str, Any], after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
+    """For providers without PATCH: the full resource to PUT, the live one with the desired values."""
+    body = {k: v for k, v in resource.items() if k not in ("meta", "id")}
+    fresh = user_body(after, refs)
+    for k, v in fresh.items():
+        if k == "schemas":
+            body["schemas"] = sorted(set(body.get("schemas", [])) | set(v))
+        elif isinstance(v, dict) and isinstance(body.get(k), dict):
+            body[k] = {**body[k], **v}
+        else:
+            body[k] = v
+    return body
+
+
+__all__ = ["Capabilities", "ConflictError", "LiveState", "ProviderError", "ScimClient", "connect",
+           "plan_provider", "user_body", "user_ops"]
