@@ -1,0 +1,66 @@
+"""Shared fixtures: a real scim2-server on 127.0.0.1, and configs written for it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from tests.servers import SCIM_TOKEN, ScimServer, scim_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def scim_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimServer]:
+    with scim_server(tmp_path_factory.mktemp("scim")) as server:
+        yield server
+
+
+@pytest.fixture
+def scim(scim_server_session: ScimServer, monkeypatch: pytest.MonkeyPatch) -> ScimServer:
+    """The shared real scim2-server, emptied before the test; SCIM_TOKEN is exported for configs."""
+    scim_server_session.reset()
+    monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
+    return scim_server_session
+
+
+def dump_yaml(data: Any) -> str:
+    import io
+    y = YAML()
+    y.default_flow_style = False
+    buf = io.StringIO()
+    y.dump(data, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """write_config(base_url, members=[...], teams=[...], **provider_options) -> config dir.
+
+    Members may be emails or dicts; teams dicts. Each kind goes to its own file, as users split them.
+    """
+
+    def write(base_url: str, members: list[Any] | None = None, teams: list[dict[str, Any]] | None = None,
+              name: str = "platform", folder: str = "config", **provider: Any) -> Path:
+        d = tmp_path / folder
+        d.mkdir(exist_ok=True)
+        p = {"name": name, "type": "scim", "base_url": base_url,
+             "auth": {"type": "bearer", "token": "${env:SCIM_TOKEN}"}, **provider}
+        (d / "providers.yaml").write_text(dump_yaml({"providers": [p]}))
+        ms = [m if isinstance(m, dict) else {"email": m} for m in (members or [])]
+        (d / "members.yaml").write_text(dump_yaml({"members": ms}) if ms else "# no members\n")
+        (d / "teams.yaml").write_text(dump_yaml({"teams": teams}) if teams else "# no teams\n")
+        return d
+
+    return write
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
