@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install reconciler with its test dependencies, start the real servers the tests
+# need (Redmine on 127.0.0.1; scim2-server is started by the pytest fixtures),
+# and run the whole test suite. Extra arguments go to pytest.
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh -k scim    # a subset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+echo "== installing reconciler[test]" >&2
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+"$PY" -c "import reconciler, scim2_server, respx, openapi_core" >/dev/null
+
+if [ -f scripts/redmine-up.sh ] && [ -z "${REDMINE_URL:-}" ]; then
+  echo "== starting Redmine on 127.0.0.1 (installs it on first use; needs root)" >&2
+  eval "$(bash scripts/redmine-up.sh)"
+  export REDMINE_URL REDMINE_API_KEY
+fi
+
+echo "== running the tests" >&2
+set +e
+"$PY" -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$rc"
