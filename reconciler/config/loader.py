@@ -332,4 +332,7 @@ def _is_tag(tp: Any, part: str) -> bool:
     return False
 
 
+# registers the connection and integration cross-checks (needs CHECKS and did_you_mean above)
+import reconciler.integrations.checks  # noqa: E402,F401,I001
+
 __all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

@@ -222,12 +222,19 @@ class Team(Item):
         return self.name
 
 
+from reconciler.integrations.models import Connection, Integration  # noqa: E402  (needs Item above)
+
+
 class ConfigFile(Model):
     """One YAML file of a config. Every key is optional; kinds may be split across files."""
 
     providers: list[Provider] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     teams: list[Team] = Field(default_factory=list)
+    connections: list[Connection] = Field(default_factory=list)
+    """Tracker connections (Jira Cloud, Jira Data Center, Redmine)."""
+    integrations: list[Integration] = Field(default_factory=list)
+    """Platform programs wired to tracker projects."""
 
 
 class Config:
