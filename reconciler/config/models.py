@@ -85,11 +85,13 @@ class OAuth2Auth(Model):
     token_url: str
     """The token endpoint (https, or http on loopback)."""
     client_id: str
+    """The OAuth client ID (not a secret)."""
     client_secret: SecretRef
     """The client secret, as ${env:NAME} or ${file:PATH}."""
     audience: str | None = None
     """Sent as the 'audience' parameter where the authorization server wants one (Entra ID, Auth0)."""
     scope: str | None = None
+    """Space-separated scopes to request, where the authorization server wants them."""
 
 
 Auth = Annotated[BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")]
@@ -123,6 +125,7 @@ class ScimProvider(Item):
     base_url: str
     """The SCIM base URL, e.g. https://platform.example.com/scim/v2 (http only on loopback)."""
     auth: Auth
+    """How reconciler authenticates: bearer token, basic (user ID + API token) or OAuth 2.0 client credentials."""
     authoritative: bool = False
     """Remove users and groups the config does not declare, even those reconciler never created."""
     removal: Literal["deactivate", "delete"] = "deactivate"
@@ -160,14 +163,19 @@ class Member(Item):
     email: str
     """The unique identifier (SCIM userName) and primary work email."""
     given_name: str | None = None
+    """SCIM name.givenName."""
     family_name: str | None = None
+    """SCIM name.familyName."""
     display_name: str | None = None
+    """SCIM displayName: the name shown in the platform's UI."""
     active: bool = True
     """false deactivates the account (it is kept)."""
     external_id: str | None = None
     """Your identifier for this person (HR id); stored after the provider's ownership prefix."""
     roles: list[str] | None = None
+    """SCIM roles (values); the list replaces the provider's. Unset leaves the provider's roles alone."""
     title: str | None = None
+    """SCIM title: the job title."""
     department: str | None = None
     """Enterprise extension: department."""
     employee_number: str | None = None
@@ -201,7 +209,9 @@ class Permissions(Model):
     """What a team grants its members on the platform."""
 
     roles: list[str] = Field(default_factory=list)
+    """Platform roles every member of the team holds."""
     collections: list[str] = Field(default_factory=list)
+    """Collections (projects, asset groups ...) the team may access."""
 
 
 class Team(Item):
@@ -210,12 +220,16 @@ class Team(Item):
     name: str = Field(min_length=1)
     """The group's displayName."""
     description: str | None = None
+    """What the team is for; managed where the provider has an attribute for it (see team_schema)."""
     members: list[str] = Field(default_factory=list)
     """Member emails."""
     permissions: Permissions | None = None
     """Roles and collections, sent where the provider can express them (see team_schema)."""
     providers: list[Name] | None = None
+    """Only these providers get this team (default: every SCIM provider)."""
     protect: bool = False
+    """Informational: a declared team is never deleted. To keep a team you take out of the config, list its
+    name in the provider's protect."""
 
     @property
     def key(self) -> str:
@@ -229,8 +243,11 @@ class ConfigFile(Model):
     """One YAML file of a config. Every key is optional; kinds may be split across files."""
 
     providers: list[Provider] = Field(default_factory=list)
+    """SCIM 2.0 service providers that members and teams are converged into."""
     members: list[Member] = Field(default_factory=list)
+    """People, each converged into a SCIM User."""
     teams: list[Team] = Field(default_factory=list)
+    """Named groups of members, each converged into a SCIM Group."""
     connections: list[Connection] = Field(default_factory=list)
     """Tracker connections (Jira Cloud, Jira Data Center, Redmine)."""
     integrations: list[Integration] = Field(default_factory=list)

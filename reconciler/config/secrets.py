@@ -17,14 +17,11 @@ from pydantic import Field
 
 from reconciler.errors import SecretError
 
+# What a credential field must hold; the JSON Schema publishes the same pattern.
+SECRET_PATTERN = r"^\$\{(env|file):[^}]+\}$"
 REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$")
-SecretRef = Annotated[
-    str,
-    Field(
-        pattern=r"^\$\{(env|file):[^}]+\}$",
-        description="A reference to a secret: ${env:NAME} or ${file:PATH}; never the secret itself.",
-    ),
-]
+# A credential field: its docstring says what the secret is; the published schema adds how to write one.
+SecretRef = Annotated[str, Field(pattern=SECRET_PATTERN)]
 # Field names that may (and must) hold a reference.
 CREDENTIAL_FIELDS = frozenset({"token", "client_secret", "api_token", "password", "api_key"})
 
