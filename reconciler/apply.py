@@ -22,6 +22,9 @@ from reconciler.providers import scim
 from reconciler.providers._http import current_address
 from reconciler.session import Session, planners
 
+# Fewer creates than this go one request each: a Bulk request saves nothing there.
+BULK_MIN_CREATES = 2
+
 
 @dataclass
 class Outcome:
@@ -81,10 +84,17 @@ class ScimApplier:
         upserts = [c for c in users if c.action in (Action.CREATE, Action.UPDATE)]
         created_groups: dict[str, str] = {}
 
-        self._parallel(new_groups, lambda c: created_groups.__setitem__(c.key, self._create_group(c)),
-                       report=False)
+        if self._use_bulk(new_groups):
+            self._bulk_create(new_groups, "Groups", created_groups)
+        else:
+            self._parallel(new_groups, lambda c: created_groups.__setitem__(c.key, self._create_group(c)),
+                           report=False)
         # a member whose manager is created in this run waits for the manager to have an id
         for level in manager_levels(upserts):
+            creates = [c for c in level if c.action is Action.CREATE]
+            if self._use_bulk(creates):
+                self._bulk_create(creates, "Users", None)
+                level = [c for c in level if c.action is not Action.CREATE]
             self._parallel(level, self._upsert_user)
         self._parallel(new_groups, lambda c: self._add_new_group_members(c, created_groups[c.key]))
         self._parallel(upd_groups, self._update_group)
@@ -180,9 +190,60 @@ class ScimApplier:
         assert c.id is not None
         self.client.delete("Users", c.id, _etag(c))
 
+    # --- SCIM Bulk: creates in few requests where the provider offers it ----------
+
+    def _use_bulk(self, creates: list[Change]) -> bool:
+        return (self.p.bulk == "auto" and self.client.caps.bulk and len(creates) >= BULK_MIN_CREATES)
+
+    def _bulk_create(self, creates: list[Change], resource: str, created: dict[str, str] | None) -> None:
+        """Create users (``created`` None: their ids go to ``self.ids`` and each is reported) or new
+        groups (ids into ``created``; only failures are reported, as a later phase completes them)."""
+        t0 = time.perf_counter()
+        items: list[tuple[str, dict[str, Any]]] = []
+        by_bid: dict[str, Change] = {}
+        refs = dict(self.ids)
+        for i, c in enumerate(creates):
+            blocked = self._blocked_by(c)
+            try:
+                if blocked:
+                    raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                assert c.after is not None
+                body = self._group_body(c) if created is not None else scim.user_body(c.after, refs)
+            except ReconcilerError as exc:
+                self._fail(c, str(exc), t0)
+                continue
+            bid = f"{resource[0].lower()}{i}"
+            items.append((bid, body))
+            by_bid[bid] = c
+
+        def chunk_done(done: dict[str, str | scim.ProviderError]) -> None:
+            for bid, res in done.items():
+                c = by_bid[bid]
+                if isinstance(res, str):
+                    with self._lock:
+                        if created is None:
+                            self.ids[c.key] = res
+                        else:
+                            created[c.key] = res
+                    if created is None:
+                        self._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
+                else:
+                    self._fail(c, str(res), t0)
+
+        token = current_address.set(f"scim.{self.p.name}.bulk")
+        try:
+            self.client.bulk_create(resource, items, on_chunk=chunk_done)
+        finally:
+            current_address.reset(token)
+
+    def _fail(self, c: Change, error: str, t0: float) -> None:
+        with self._lock:
+            self.failed.add(c.key)
+        self._done(Outcome(c, False, redact(error), (time.perf_counter() - t0) * 1000))
+
     # --- groups --------------------------------------------------------------
 
-    def _create_group(self, c: Change) -> str:
+    def _group_body(self, c: Change) -> dict[str, Any]:
         assert c.after is not None
         members = [i for i in (self._id(e) for e in c.after.get("members", [])) if i]
         body: dict[str, Any] = {"schemas": [scim.GROUP], "displayName": c.after["displayName"],
@@ -192,7 +253,11 @@ class ScimApplier:
         if ext and self.p.team_schema is not None:
             body["schemas"].append(self.p.team_schema.urn)
             body[self.p.team_schema.urn] = ext
-        res = self.client.create("Groups", body, lambda: self.client.find_group(c.after["displayName"]))
+        return body
+
+    def _create_group(self, c: Change) -> str:
+        body = self._group_body(c)
+        res = self.client.create("Groups", body, lambda: self.client.find_group(body["displayName"]))
         return str(res["id"])
 
     def _add_new_group_members(self, c: Change, gid: str) -> None:

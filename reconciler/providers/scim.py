@@ -21,8 +21,17 @@ import httpx
 from scim2_models import ServiceProviderConfig
 
 from reconciler.config.models import Config, Member, ScimProvider, Team
-from reconciler.config.secrets import resolve
-from reconciler.errors import ConflictError, NotFoundError, PlanError, ProviderError, ReconcilerError, ServerError
+from reconciler.config.secrets import redact, resolve
+from reconciler.errors import (
+    AuthError,
+    ConflictError,
+    ConnectError,
+    NotFoundError,
+    PlanError,
+    ProviderError,
+    ReconcilerError,
+    ServerError,
+)
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.providers._http import BearerToken, Http, OAuth2ClientCredentials, Recorder, build_client
 
@@ -268,6 +277,98 @@ class ScimClient:
         if ops:
             self.patch("Groups", gid, ops, etag)
 
+    # --- SCIM Bulk (RFC 7644 §3.7) ------------------------------------------------------------
+
+    def bulk_limits(self) -> tuple[int, int]:
+        """(operations, bytes) that one Bulk request may carry: the advertised limits, with a margin
+        on the payload for the envelope."""
+        ops = self.caps.bulk_max_operations or BULK_DEFAULT_OPERATIONS
+        size = self.caps.bulk_max_payload or BULK_DEFAULT_PAYLOAD
+        return max(1, min(ops, BULK_MAX_OPERATIONS)), max(1024, int(size * 0.95) - 256)
+
+    def bulk_create(self, resource: str, items: list[tuple[str, dict[str, Any]]],
+                    on_chunk: Callable[[dict[str, str | ProviderError]], None] | None = None) \
+            -> dict[str, str | ProviderError]:
+        """Create many resources with ``POST /Bulk``, chunked to the provider's limits.
+
+        ``items`` are (bulkId, body) pairs; the answer maps every bulkId to the new id, or to the error
+        of that one operation. A Bulk request whose answer is lost (timeout, dropped connection, 5xx,
+        429) is never sent again: its objects are looked up and only the missing ones are created,
+        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results.
+        """
+        out: dict[str, str | ProviderError] = {}
+        max_ops, max_bytes = self.bulk_limits()
+        for chunk in bulk_chunks(resource, items, max_ops, max_bytes):
+            done = self._bulk_chunk(resource, chunk)
+            out.update(done)
+            if on_chunk is not None:
+                on_chunk(done)
+        return out
+
+    def lookup(self, resource: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The live object a create body would make, found by its unique name (or None)."""
+        if resource == "Users":
+            return self.find_user(str(body["userName"]))
+        return self.find_group(str(body["displayName"]))
+
+    def _bulk_chunk(self, resource: str, chunk: list[tuple[str, dict[str, Any]]]) \
+            -> dict[str, str | ProviderError]:
+        payload = {"schemas": [BULK_REQUEST],
+                   "Operations": [{"method": "POST", "path": f"/{resource}", "bulkId": bid, "data": body}
+                                  for bid, body in chunk]}
+        try:
+            r = self.http.request("POST", "Bulk", json=payload, headers=self._headers(None),
+                                  what=f"bulk create of {len(chunk)} {resource.lower()} failed",
+                                  recover=lambda: _LOST)
+        except (AuthError, ConnectError) as exc:
+            return {bid: exc for bid, _ in chunk}
+        except ProviderError:
+            # the request as a whole was refused (too large, malformed for this server ...): one by one
+            return self._one_by_one(resource, chunk)
+        if r is _LOST:
+            return self._one_by_one(resource, chunk)
+        body = _json(r)
+        answered: dict[str, dict[str, Any]] = {}
+        for o in (body.get("Operations") or []) if isinstance(body, dict) else []:
+            if isinstance(o, dict) and o.get("bulkId") is not None:
+                answered[str(o["bulkId"])] = o
+        out: dict[str, str | ProviderError] = {}
+        rest: list[tuple[str, dict[str, Any]]] = []
+        for bid, data in chunk:
+            o = answered.get(bid)
+            status = _bulk_status(o) if o is not None else 0
+            if o is None:
+                rest.append((bid, data))  # not processed (failOnErrors reached, or a partial answer)
+            elif 200 <= status < 300:
+                rid = _bulk_id_of(o)
+                if rid is None:
+                    rest.append((bid, data))
+                else:
+                    out[bid] = rid
+            elif status == 409 and (found := self.lookup(resource, data)) is not None:
+                out[bid] = str(found["id"])  # already there (an earlier, interrupted run made it)
+            else:
+                out[bid] = _bulk_error(o, status, resource, self.http._full("Bulk"))
+        if rest:
+            out.update(self._one_by_one(resource, rest))
+        return out
+
+    def _one_by_one(self, resource: str, chunk: list[tuple[str, dict[str, Any]]]) \
+            -> dict[str, str | ProviderError]:
+        def one(item: tuple[str, dict[str, Any]]) -> tuple[str, str | ProviderError]:
+            bid, data = item
+            try:
+                found = self.lookup(resource, data)
+                res = found if found is not None else self.create(resource, data,
+                                                                  lambda: self.lookup(resource, data))
+                return bid, str(res["id"])
+            except ProviderError as exc:
+                return bid, exc
+
+        workers = max(1, min(self.provider.concurrency, len(chunk)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{self.provider.name}") as pool:
+            return dict(pool.map(one, chunk))
+
 
 @dataclass
 class _Found:
@@ -289,6 +390,71 @@ def _json(r: httpx.Response) -> Any:
 
 def _quote(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+# --- SCIM Bulk helpers --------------------------------------------------------------------------
+
+BULK_MAX_OPERATIONS = 1000  # even where a provider allows more: an answer per 1,000 keeps memory flat
+BULK_DEFAULT_OPERATIONS = 100  # a provider that supports Bulk but advertises no limit
+BULK_DEFAULT_PAYLOAD = 1_048_576
+_LOST = object()  # Http.request's recover() result: the Bulk answer was lost, do not send it again
+
+
+def bulk_chunks(resource: str, items: list[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: int) \
+        -> list[list[tuple[str, dict[str, Any]]]]:
+    """Split (bulkId, body) pairs into requests of at most ``max_ops`` operations and ``max_bytes``
+    of JSON (an operation larger than the limit goes alone; the server then says what is wrong)."""
+    chunks: list[list[tuple[str, dict[str, Any]]]] = []
+    cur: list[tuple[str, dict[str, Any]]] = []
+    size = 0
+    overhead = len(resource) + 64  # method, path, bulkId keys and punctuation
+    for bid, body in items:
+        n = len(json.dumps(body, separators=(", ", ": "))) + len(bid) + overhead
+        if cur and (len(cur) >= max_ops or size + n > max_bytes):
+            chunks.append(cur)
+            cur, size = [], 0
+        cur.append((bid, body))
+        size += n
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def _bulk_status(o: dict[str, Any]) -> int:
+    s = o.get("status")
+    if isinstance(s, dict):  # draft-era servers: {"code": "201"}
+        s = s.get("code")
+    try:
+        return int(str(s).strip()[:3])
+    except ValueError:
+        return 0
+
+
+def _bulk_id_of(o: dict[str, Any]) -> str | None:
+    resp = o.get("response")
+    if isinstance(resp, dict) and resp.get("id"):
+        return str(resp["id"])
+    loc = o.get("location")
+    if isinstance(loc, str) and loc.rstrip("/"):
+        return loc.rstrip("/").rsplit("/", 1)[-1]
+    return None
+
+
+def _bulk_error(o: dict[str, Any], status: int, resource: str, url: str) -> ProviderError:
+    resp = o.get("response") if isinstance(o.get("response"), dict) else {}
+    assert isinstance(resp, dict)
+    parts = [str(resp[k]) for k in ("detail",) if resp.get(k)]
+    if resp.get("scimType"):
+        parts.append(f"scimType={resp['scimType']}")
+    what = f"cannot create {resource[:-1].lower()} (bulk operation {o.get('bulkId')})"
+    cls: type[ProviderError] = ServerError
+    if status in (409, 412):
+        cls = ConflictError
+    elif status in (401, 403):
+        cls = AuthError
+    elif status == 404:
+        cls = NotFoundError
+    return cls(what, "POST", url, status or None, detail=redact("; ".join(parts)[:300]))
 
 
 # --- normalisation: live SCIM resources and config items -> comparable attributes ---------------
