@@ -334,5 +334,6 @@ def _is_tag(tp: Any, part: str) -> bool:
 
 # registers the connection and integration cross-checks (needs CHECKS and did_you_mean above)
 import reconciler.integrations.checks  # noqa: E402,F401,I001
+import reconciler.usermaps.checks  # noqa: E402,F401,I001  (user map and fallback user checks)
 
 __all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

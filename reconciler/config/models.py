@@ -237,6 +237,7 @@ class Team(Item):
 
 
 from reconciler.integrations.models import Connection, Integration  # noqa: E402  (needs Item above)
+from reconciler.usermaps.models import FallbackUser, UserMap  # noqa: E402  (needs Item above)
 
 
 class ConfigFile(Model):
@@ -252,6 +253,10 @@ class ConfigFile(Model):
     """Tracker connections (Jira Cloud, Jira Data Center, Redmine)."""
     integrations: list[Integration] = Field(default_factory=list)
     """Platform programs wired to tracker projects."""
+    user_maps: list[UserMap] = Field(default_factory=list)
+    """Members' identities in other systems (tracker accounts, Jenkins users ...)."""
+    fallback_users: list[FallbackUser] = Field(default_factory=list)
+    """Who stands in when a member has no identity in a system; the most specific rule wins."""
 
 
 class Config:
