@@ -128,7 +128,7 @@ def cross_check(config: Config) -> list[Diagnostic]:
                                  + did_you_mean(m.manager.lower(), emails)))
             elif m.manager.lower() == m.key:
                 out.append(_diag(m, "manager", f"member '{m.email}' cannot be their own manager"))
-        for i, p in enumerate(m.providers or []):
+        for p in m.providers or []:
             if p not in provider_names:
                 out.append(_diag(m, "providers", f"member '{m.email}' names unknown provider '{p}'"
                                  + did_you_mean(p, provider_names)))
@@ -230,8 +230,8 @@ def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> lis
         elif etype in ("union_tag_invalid", "literal_error"):
             ctx = err.get("ctx", {})
             expected = ctx.get("expected_tags") or ctx.get("expected") or ""
-            got = ctx.get("tag", "")
-            shown = f" '{got}'" if got else ""
+            got = ctx.get("tag") or _value_at(doc.data, path)
+            shown = f" '{got}'" if isinstance(got, (str, int, float)) and not isinstance(got, bool) else ""
             out.append(doc.diag(path, f"invalid value{shown} for '{last or loc[-1]}'; valid choices: {expected}"))
         elif etype == "union_tag_not_found":
             ctx = err.get("ctx", {})
@@ -272,6 +272,15 @@ def _data_path(data: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[
             node = node[part]
             tp = _item_type(tp)
             model = _model_of(tp, node)
+def _value_at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
         elif isinstance(node, dict) and isinstance(part, str) and part not in node and owner is not None:
             # an unknown key, a missing key, or a union tag; the first two end the path
             if model is not None and part not in model.model_fields and not _is_tag(tp, part):

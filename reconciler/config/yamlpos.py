@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.errors import ConfigError, Diagnostic
@@ -22,6 +22,9 @@ MAX_DEPTH = 64
 MAX_NODES = 2_000_000
 
 PathKey = tuple[str | int, ...]
+# The YAML 1.2 core schema: what a config file may tag explicitly. Everything else under
+# tag:yaml.org,2002: (python/object, binary, set, omap ...) is refused like any other tag.
+CORE_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq"))
 
 
 class Document:
@@ -121,8 +124,9 @@ class _Walker:
         self.values[path] = pos
         tag = getattr(node, "tag", None)
         tag_value = getattr(tag, "value", None) if tag is not None else None
-        if tag_value and not str(tag_value).startswith("tag:yaml.org,2002:"):
-            self._fail(pos, f"YAML tag {tag_value} is not allowed in config files")
+        if tag_value and str(tag_value) not in CORE_TAGS:
+            shown = str(tag_value).replace("tag:yaml.org,2002:", "!!", 1)
+            self._fail(pos, f"YAML tag {shown} is not allowed in config files")
             return None
         if isinstance(node, (CommentedMap, CommentedSeq)):
             if id(node) in self.seen:
@@ -153,6 +157,8 @@ class _Walker:
             return node
         if isinstance(node, str):
             return str(node)
+        if isinstance(node, TaggedScalar) and isinstance(node.value, str):
+            return node.value  # an explicit !!str
         # dates, timestamps, tagged scalars: configs only hold text, numbers and booleans
         self._fail(pos, f"values of type {type(node).__name__} are not allowed here; quote it to make it text")
         return None

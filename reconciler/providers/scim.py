@@ -479,8 +479,19 @@ def _primary_email(res: dict[str, Any]) -> str | None:
     return str(first.get("value")) if isinstance(first, dict) else None
 
 
-def live_user(res: dict[str, Any], usernames: dict[str, str]) -> dict[str, Any]:
-    """The attributes reconciler can manage, as the plan shows them."""
+def _live_attr(res: dict[str, Any], key: str) -> Any:
+    """A live value by the name a config's ``attributes`` uses: ``nickName``, ``name.middleName`` or a full
+    URN path such as ``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter``."""
+    if key.startswith("urn:"):
+        urn, attr = key.rsplit(":", 1)
+        ext = res.get(urn)
+        return _get(ext, attr) if isinstance(ext, dict) else None
+    return _get(res, key)
+
+
+def live_user(res: dict[str, Any], usernames: dict[str, str], extra: Iterable[str] = ()) -> dict[str, Any]:
+    """The attributes reconciler can manage, as the plan shows them; ``extra`` names the other attributes
+    the config declares (a member's ``attributes``)."""
     ent = res.get(ENTERPRISE) or {}
     out: dict[str, Any] = {
         "userName": res.get("userName"),
@@ -496,6 +507,9 @@ def live_user(res: dict[str, Any], usernames: dict[str, str]) -> dict[str, Any]:
     mgr = ent.get("manager")
     mid = mgr.get("value") if isinstance(mgr, dict) else None
     out["enterprise:manager"] = usernames.get(str(mid), f"id:{mid}") if mid else None
+    for key in extra:
+        if key not in out:
+            out[key] = _live_attr(res, key)
     return out
 
 
@@ -619,6 +633,8 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             by_ext.setdefault(str(u["externalId"]), u)
 
     members = config.members_for(p.name)
+    # members a team on this provider may hold: provisioned here and existing (or about to)
+    holdable = {m.key for m in members}
     matched: set[str] = set()
     for m in members:
         want = desired_user(m, p)
@@ -628,11 +644,12 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
                 notes.append(f"{addr}: declared inactive and not on the provider; not created")
+                holdable.discard(m.key)
                 continue
             changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want))
             continue
         matched.add(str(res.get("id")))
-        have = live_user(res, usernames)
+        have = live_user(res, usernames, want)
         diff = attribute_diff(want, have)
         if not diff:
             continue
@@ -705,6 +722,11 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         want = desired_group(t, p, managed_ext)
         res = groups_by_name.get(t.name)
         addr = address(p.name, "group", t.name)
+        left_out = [e for e in want["members"] if e not in holdable]
+        if left_out:
+            want["members"] = [e for e in want["members"] if e in holdable]
+            notes.append(f"{addr}: {', '.join(left_out)} not added: not provisioned to this provider "
+                         "(declared inactive and absent, or restricted to other providers)")
         if res is None:
             changes.append(Change(p.name, "group", t.name, Action.CREATE, addr, after=want,
                                   refs={e: ids_by_name[e] for e in want["members"] if e in ids_by_name}))

@@ -127,11 +127,12 @@ def test_bad_values_give_valid_choices(tmp_path: Path) -> None:
     text = "\n".join(errs)
     assert "integrations.yaml:5:14: 'project': 'sec' is not a Jira project key; a key is an upper-case " \
            "letter followed by upper-case letters, digits or _ (e.g. SEC)" in text
-    assert "integrations.yaml:7:14: invalid value for 'trigger'; valid choices: 'manual', 'submission-created', " \
+    assert "integrations.yaml:7:14: invalid value 'sometimes' for 'trigger'; valid choices: 'manual', " \
+           "'submission-created', " \
            "'submission-triaged' or 'submission-accepted'" in text
-    assert "integrations.yaml:8:28: invalid value for '1'; valid choices: 'researcher', 'triage', 'company' or " \
-           "'events'" in text
-    assert "integrations.yaml:9:22: invalid value for 'role_membership'; valid choices: 'additive' or " \
+    assert "integrations.yaml:8:28: invalid value 'robots' for '1'; valid choices: 'researcher', 'triage', " \
+           "'company' or 'events'" in text
+    assert "integrations.yaml:9:22: invalid value 'exclusive' for 'role_membership'; valid choices: 'additive' or " \
            "'authoritative'" in text
 
 
