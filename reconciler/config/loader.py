@@ -251,6 +251,15 @@ def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> lis
     return out
 
 
+def _value_at(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _data_path(data: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[tuple[str | int, ...],
                                                                                    type[BaseModel] | None]:
     """Follow a pydantic error location through the data, skipping union tags; return the data path
@@ -272,15 +281,6 @@ def _data_path(data: Any, loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[
             node = node[part]
             tp = _item_type(tp)
             model = _model_of(tp, node)
-def _value_at(data: Any, path: tuple[str | int, ...]) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
         elif isinstance(node, dict) and isinstance(part, str) and part not in node and owner is not None:
             # an unknown key, a missing key, or a union tag; the first two end the path
             if model is not None and part not in model.model_fields and not _is_tag(tp, part):
