@@ -48,7 +48,7 @@ class ProviderPlanLike(Protocol):
 
 
 # Tracker planners, imported when a session plans; each module exposes `planner`.
-PLANNER_MODULES: list[str] = []
+PLANNER_MODULES: list[str] = ["reconciler.providers.redmine"]
 
 
 def planners() -> list[Planner]:
@@ -77,6 +77,11 @@ class Session:
         self.attempts = attempts
         self._clients: dict[str, scim.ScimClient] = {}
         self.live: dict[str, scim.LiveState] = {}
+        # Clients tracker planners open (by planner-chosen key); closed with the session.
+        self.tracker_clients: dict[str, Any] = {}
+        # What the current plan() was asked for, for planners that apply the same guards.
+        self.allow_removals: int | None = None
+        self.targets: list[str] | None = None
         self.base_dir = config.root if Path(config.root).is_dir() else str(Path(config.root).parent)
 
     def client(self, name: str) -> scim.ScimClient:
@@ -90,6 +95,9 @@ class Session:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
+        for t in self.tracker_clients.values():
+            t.close()
+        self.tracker_clients.clear()
 
     def __enter__(self) -> Session:
         return self
@@ -100,8 +108,10 @@ class Session:
     # --- plan --------------------------------------------------------------
 
     def plan(self, *, targets: list[str] | None = None, allow_removals: int | None = None) -> Plan:
-        if not self.config.providers:
-            raise PlanError("the config declares no providers; add one under 'providers:'")
+        if not self.config.providers and not getattr(self.config, "connections", None):
+            raise PlanError("the config declares no providers; add one under 'providers:' (or a tracker "
+                            "under 'connections:')")
+        self.allow_removals, self.targets = allow_removals, targets
         changes: list[Change] = []
         notes: list[str] = []
         protected: list[str] = []

@@ -46,6 +46,7 @@ def load_config(path: str | Path) -> Config:
     base = root if root.is_dir() else root.parent
     problems: list[Diagnostic] = []
     parsed: list[tuple[Document, ConfigFile]] = []
+    docs: list[Document] = []
     digest = hashlib.sha256()
     for f in files:
         display = _display(f)
@@ -61,9 +62,14 @@ def load_config(path: str | Path) -> Config:
             problems.append(doc.diag((), "a config file must be a mapping of kinds "
                                          f"({', '.join(ConfigFile.model_fields)})"))
             continue
+        docs.append(doc)
+    # Validation may depend on other files: an integration's project is spelled as its connection's
+    # tracker spells projects (Jira key SEC, Redmine identifier sec), and the connection may be elsewhere.
+    context = {"connection_types": _connection_types(docs)}
+    for doc in docs:
         problems.extend(_reference_misuse(doc, doc.data, ()))
         try:
-            model = ConfigFile.model_validate(doc.data)
+            model = ConfigFile.model_validate(doc.data, context=context)
         except ValidationError as exc:
             problems.extend(translate(exc, doc, ConfigFile))
             continue
@@ -90,6 +96,17 @@ def load_config(path: str | Path) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _connection_types(docs: list[Document]) -> dict[str, str]:
+    """Connection name -> type, read from the raw YAML of every file (before validation)."""
+    out: dict[str, str] = {}
+    for doc in docs:
+        conns = doc.data.get("connections") if isinstance(doc.data, dict) else None
+        for c in conns if isinstance(conns, list) else []:
+            if isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("type"), str):
+                out.setdefault(c["name"], c["type"])
+    return out
 
 
 def _display(f: Path) -> str:
@@ -344,5 +361,9 @@ def _is_tag(tp: Any, part: str) -> bool:
 # registers the connection and integration cross-checks (needs CHECKS and did_you_mean above)
 import reconciler.integrations.checks  # noqa: E402,F401,I001
 import reconciler.usermaps.checks  # noqa: E402,F401,I001  (user map and fallback user checks)
+from reconciler.providers.redmine import check_redmine_config  # noqa: E402,I001
+
+if check_redmine_config not in CHECKS:
+    CHECKS.append(check_redmine_config)
 
 __all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from reconciler.config.models import Item, Model, Name, check_email
 from reconciler.config.secrets import SecretRef
 
 _ATLASSIAN_SITE = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.atlassian\.net/?$")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,254}$")
+# Redmine's Project::IDENTIFIER_MAX_LENGTH and identifier format
+_REDMINE_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
 _LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/.*)?$")
 
 
@@ -101,7 +103,30 @@ class RedmineConnection(_Connection):
     base_url: str
     """The Redmine base URL, e.g. https://redmine.example.com."""
     api_key: SecretRef
-    """The REST API key (sent as X-Redmine-API-Key), as ${env:NAME} or ${file:PATH}."""
+    """The REST API key (sent as X-Redmine-API-Key), as ${env:NAME} or ${file:PATH}; an administrator's key,
+    since users and groups are admin-only in Redmine's API."""
+    teams: list[str] | None = None
+    """Teams converged into Redmine groups (by name); default: every declared team."""
+    membership: Literal["authoritative", "additive"] = "authoritative"
+    """Group members: authoritative makes each group hold exactly the team's mapped members; additive only
+    adds them and leaves other users in the group."""
+    authoritative: bool = False
+    """Delete Redmine groups the config does not declare (built-in groups are never touched)."""
+    create_users: bool = True
+    """Create a Redmine user for a mapped login that does not exist yet (login, name, mail from the member)."""
+    unmapped_members: Literal["skip", "error"] = "skip"
+    """A team member with no Redmine login in user_maps: skip (left out of the group, with a plan note) or
+    error (the plan fails)."""
+    protect: list[str] = Field(default_factory=list)
+    """Group names that are never deleted."""
+    max_removals: int = Field(default=500, ge=0)
+    """Refuse a plan that would delete more groups and project memberships than this."""
+    max_removal_percent: float = Field(default=20.0, ge=0, le=100)
+    """Refuse a plan that would delete more than this share of the managed groups and memberships."""
+    page_size: int = Field(default=100, ge=1, le=100)
+    """Page size for list calls (Redmine caps it at 100)."""
+    concurrency: int = Field(default=4, ge=1, le=32)
+    """How many write requests may be in flight at once."""
 
     @field_validator("base_url")
     @classmethod
@@ -169,7 +194,8 @@ class Integration(Item):
     connection: Name
     """The connection (under connections:) that reaches the tracker."""
     project: str
-    """The project key, e.g. SEC (upper-case letters, digits and _)."""
+    """The project: a Jira project key (SEC: upper-case letters, digits and _) or a Redmine project
+    identifier (appsec-findings: lower-case letters, digits, - and _)."""
     issue_type: str = Field(min_length=1)
     """The issue type created for a finding (by name, as the project lists it)."""
     trigger: Trigger = "manual"
@@ -200,7 +226,13 @@ class Integration(Item):
 
     @field_validator("project")
     @classmethod
-    def _project(cls, v: str) -> str:
+    def _project(cls, v: str, info: ValidationInfo) -> str:
+        types = (info.context or {}).get("connection_types", {})
+        if types.get(info.data.get("connection")) == "redmine":
+            if not _REDMINE_IDENTIFIER.match(v):
+                raise ValueError(f"'{v}' is not a Redmine project identifier; an identifier is a lower-case "
+                                 "letter followed by lower-case letters, digits, - or _ (e.g. appsec-findings)")
+            return v
         if not _PROJECT_KEY.match(v):
             raise ValueError(f"'{v}' is not a Jira project key; a key is an upper-case letter followed by "
                              "upper-case letters, digits or _ (e.g. SEC)")
