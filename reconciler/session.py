@@ -48,7 +48,7 @@ class ProviderPlanLike(Protocol):
 
 
 # Tracker planners, imported when a session plans; each module exposes `planner`.
-PLANNER_MODULES: list[str] = ["reconciler.providers.redmine"]
+PLANNER_MODULES: list[str] = ["reconciler.providers.redmine", "reconciler.providers.jira"]
 
 
 def planners() -> list[Planner]:
