@@ -33,7 +33,14 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
-from reconciler.providers._http import BearerToken, Http, OAuth2ClientCredentials, Recorder, build_client
+from reconciler.providers._http import (
+    BearerToken,
+    Http,
+    OAuth2ClientCredentials,
+    Recorder,
+    build_client,
+    raise_for_status,
+)
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -218,15 +225,20 @@ class ScimClient:
 
     def create(self, resource: str, body: dict[str, Any], lookup: Callable[[], dict[str, Any] | None]) \
             -> dict[str, Any]:
-        """POST; before any retry, look the object up so a create whose answer was lost is not repeated."""
-        r = self.http.request("POST", resource, json=body, headers=self._headers(None),
-                              what=f"cannot create {resource[:-1].lower()}", recover=lambda: _wrap(lookup()))
+        """POST; before any retry, look the object up so a create whose answer was lost is not repeated.
+
+        A 409 (the object exists: an earlier attempt whose answer was lost, or an interrupted run) returns
+        the existing object; a 201 without a body (or without an id) is answered by a lookup too."""
+        what = f"cannot create {resource[:-1].lower()} {body.get('userName') or body.get('displayName') or ''}"
+        r = self.http.request("POST", resource, json=body, headers=self._headers(None), ok=(409,),
+                              what=what.strip(), recover=lambda: _wrap(lookup()))
         if isinstance(r, _Found):
             return r.resource
         if r.status_code == 409:
             found = lookup()
             if found is not None:
                 return found
+            raise_for_status(r, what.strip() + ": it exists but cannot be found by its name")
         data = _json(r)
         if not isinstance(data, dict) or "id" not in data:
             found = lookup()  # a server that answers 201 with no body
