@@ -197,5 +197,10 @@ def demo(no_color: bool) -> None:
     run_demo(echo=lambda s: click.echo(redact(s), nl=False), colour=_colour(no_color))
 
 
+from reconciler.usermaps.cli import usermaps  # noqa: E402  (needs handle_errors above)
+
+main.add_command(usermaps)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
