@@ -233,7 +233,7 @@ class JiraSandbox:
             ("GET", re.compile(rf"^{r}/user/list$"), self.user_list),
             ("GET", re.compile(rf"^{r}/user$"), self.user_get),
             ("POST", re.compile(rf"^{r}/search/jql$"), self.search_jql),
-            ("GET", re.compile(rf"^{r}/search$"), self.search_dc),
+            ("POST", re.compile(rf"^{r}/search$"), self.search_dc),
             ("POST", re.compile(rf"^{r}/issue$"), self.issue_create),
             ("GET", re.compile(rf"^{r}/issue/(?P<key>[^/]+)$"), self.issue_get),
             ("DELETE", re.compile(rf"^{r}/issue/(?P<key>[^/]+)$"), self.issue_delete),
@@ -451,7 +451,7 @@ class JiraSandbox:
             raise HttpError(400, "The property value must be non-empty JSON of at most 32768 bytes.")
         existed = prop in p.properties
         p.properties[prop] = copy.deepcopy(body)
-        return (200 if existed else 201), None
+        return (200 if existed else 201), ({} if self.state.cloud else None)
 
     def prop_delete(self, key: str, prop: str, **_: Any) -> tuple[int, Any]:
         p = self._find_project(key)
@@ -533,8 +533,8 @@ class JiraSandbox:
         issues = self._search((body or {}).get("jql", ""))
         return 200, {"issues": issues[: int((body or {}).get("maxResults", 50))], "isLast": True}
 
-    def search_dc(self, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
-        issues = self._search(query.get("jql", [""])[0])
+    def search_dc(self, body: Any, **_: Any) -> tuple[int, Any]:
+        issues = self._search((body or {}).get("jql", ""))
         return 200, {"startAt": 0, "maxResults": 50, "total": len(issues), "issues": issues[:50]}
 
     def issue_create(self, body: Any, **_: Any) -> tuple[int, Any]:
