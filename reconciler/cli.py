@@ -19,14 +19,24 @@ import click
 
 from reconciler import __version__
 from reconciler.apply import ApplyResult, Outcome, apply_plan
-from reconciler.audit import DEFAULT_PATH, AuditLog
+from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.config import load_config
 from reconciler.config.secrets import redact
-from reconciler.errors import ApplyError, ConfigError, ReconcilerError
+from reconciler.errors import ApplyError, ConfigError, ReconcilerError, StalePlanError
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
 from reconciler.render import RENDERERS
 from reconciler.render.json import plan_document
+from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
+from reconciler.saved import (
+    check_config,
+    check_preconditions,
+    is_drift,
+    is_saved_plan,
+    load_config_for,
+    load_saved_plan,
+    write_saved_plan,
+)
 from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,17 +117,40 @@ def validate(config: Path) -> None:
 @allow_opt
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also save the plan to FILE (JSON, no secrets) for `reconciler apply FILE`.")
+@click.option("--drift-base", metavar="REF", default=None,
+              help="Git revision the live systems were last converged to (e.g. origin/main). When the config is "
+                   "the same there, the plan's changes are drift, and the output says so.")
+@click.option("--details-url", metavar="URL", default=None,
+              help="Where the full plan can be found; the Markdown names it when a comment must be cut.")
 @no_color_opt
 @handle_errors
 def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt: str, detailed_exitcode: bool,
-         no_color: bool) -> None:
-    """Read the live systems and show what apply would change. Changes nothing."""
+         out: Path | None, drift_base: str | None, details_url: str | None, no_color: bool) -> None:
+    """Read the live systems and show what apply would change. Changes nothing (but --out FILE)."""
     cfg = load_config(config)
     with Session(cfg) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
-    click.echo(redact(RENDERERS[fmt](colour=_colour(no_color)).render(p)), nl=False)
+        if out is not None:
+            write_saved_plan(out, p, cfg.root, session)
+    drift = drift_base is not None and is_drift(drift_base, cfg)
+    click.echo(redact(_render(p, fmt, _colour(no_color), drift=drift, details_url=details_url)), nl=False)
+    if out is not None and fmt == "text":
+        click.echo(f"Saved the plan to {out}; apply exactly it with: reconciler apply {out}")
     if detailed_exitcode and p.has_changes:
         sys.exit(2)
+
+
+def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url: str | None = None) -> str:
+    if fmt == "markdown":
+        hint = f"the full plan is at {details_url}" if details_url else DEFAULT_HINT
+        return PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
+    text = str(RENDERERS[fmt](colour=colour).render(p))
+    if fmt == "text" and drift and p.has_changes:
+        text = ("Drift: the configuration is the same as at --drift-base, so these changes were made on the "
+                "live systems.\n\n" + text)
+    return text
 
 
 @main.command()
@@ -127,15 +160,29 @@ def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--audit-log", type=click.Path(path_type=Path), default=None,
               help=f"Append-only JSON-lines log of every call [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+@click.option("--config", "config_dir", type=click.Path(path_type=Path), default=None,
+              help="With a saved plan: the config it was made from [default: the path the plan records, "
+                   "relative to the current directory].")
 @no_color_opt
 @handle_errors
 def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, auto_approve: bool,
-          audit_log: Path | None, no_color: bool) -> None:
-    """Plan, ask for confirmation, then converge the live systems."""
-    cfg = load_config(config)
+          audit_log: Path | None, config_dir: Path | None, no_color: bool) -> None:
+    """Plan, ask for confirmation, then converge the live systems.
+
+    CONFIG may be a saved plan (from `plan --out FILE`): then exactly that plan is applied, with no
+    confirmation, after checking that neither the config nor any object it touches changed since.
+    """
     colour = _colour(no_color)
+    if is_saved_plan(config):
+        if targets or allow_removals is not None:
+            raise click.UsageError("--target and --allow-removals are for plan; a saved plan is applied whole")
+        _apply_saved(config, config_dir, audit_log, colour)
+        return
+    if config_dir is not None:
+        raise click.UsageError(f"--config is for applying a saved plan, but {config} is not one")
+    cfg = load_config(config)
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(cfg, recorder=lambda rec: [f(rec) for f in sink]) as session:
+    with Session(cfg, recorder=_fanout(sink)) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
         click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
         if not p.has_changes:
@@ -150,9 +197,52 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
-            result = apply_plan(session, p, observer=_progress(colour))
+            result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
             audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
     _finish(result)
+
+
+def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool) -> None:
+    saved = load_saved_plan(path)
+    cfg = load_config_for(saved, config_dir)
+    p = saved.plan
+    click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
+    if not p.has_changes:
+        check_config(saved, cfg)
+        return
+    sink: list[Callable[[CallRecord], None]] = []
+    with Session(cfg, recorder=_fanout(sink)) as session, \
+            AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
+                     actions={c.address: c.action.value for c in p.changes}) as audit:
+        sink.append(audit.record)
+        try:
+            check_config(saved, cfg)
+            checks = check_preconditions(session, saved)
+        except StalePlanError as exc:
+            audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
+            raise
+        for ch in checks:
+            click.echo(f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was "
+                       f"made (checked by {'paged list' if ch.strategy == 'list' else 'GET per object'}).")
+        audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
+        result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
+        audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
+    _finish(result)
+
+
+def _fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
+    """A recorder that passes each call to whatever is in ``sink`` at that moment."""
+    def record(rec: CallRecord) -> None:
+        for f in sink:
+            f(rec)
+    return record
+
+
+def _observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
+    def all_of(o: Outcome) -> None:
+        for f in fns:
+            f(o)
+    return all_of
 
 
 def _progress(colour: bool) -> Callable[[Outcome], None]:
@@ -195,6 +285,110 @@ def demo(no_color: bool) -> None:
     from reconciler.demo import run_demo
 
     run_demo(echo=lambda s: click.echo(redact(s), nl=False), colour=_colour(no_color))
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)
+@click.option("--details-url", metavar="URL", default=None,
+              help="Where the full plan can be found; the Markdown names it when a comment must be cut.")
+@no_color_opt
+@handle_errors
+def show(plan_file: Path, fmt: str, details_url: str | None, no_color: bool) -> None:
+    """Render a saved plan (from `plan --out FILE`) as text, Markdown or JSON. Contacts nothing."""
+    saved = load_saved_plan(plan_file)
+    click.echo(redact(_render(saved.plan, fmt, _colour(no_color), details_url=details_url)), nl=False)
+
+
+@main.command("audit")
+@click.option("--log", "log_path", type=click.Path(path_type=Path), default=None,
+              help=f"The audit log [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+@click.option("--address", default=None, metavar="ADDRESS",
+              help='Only this resource, e.g. scim.platform.group["appsec"].')
+@click.option("--member", default=None, metavar="EMAIL",
+              help="Only changes to this member: the member's own, and teams they joined or left.")
+@click.option("--since", default=None, metavar="WHEN", help="Only since then: 30m, 24h, 7d, 2w or an ISO date.")
+@click.option("--calls", is_flag=True, help="Also list each HTTP call, not only each change.")
+@click.option("--json", "as_json", is_flag=True, help="Print the matching log lines as they are (JSON lines).")
+@handle_errors
+def audit_cmd(log_path: Path | None, address: str | None, member: str | None, since: str | None, calls: bool,
+              as_json: bool) -> None:
+    """What changed, when, by whom and from which commit, from the log every apply appends to."""
+    from reconciler.audit import format_event, parse_since, query
+
+    events = query(log_path or default_path(), address=address, member=member,
+                   since=parse_since(since) if since else None, calls=calls)
+    for e in events:
+        click.echo(redact(json.dumps(e, ensure_ascii=False) if as_json else format_event(e)))
+    if not events and not as_json:
+        click.echo("No matching changes in the audit log.", err=True)
+
+
+@main.command("import")
+@config_arg
+@click.option("--provider", "provider_name", required=True, metavar="NAME",
+              help="The SCIM provider (declared in CONFIG) to read members and teams from.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+              help="Where members.yaml and teams.yaml go [default: CONFIG itself].")
+@click.option("--force", is_flag=True, help="Overwrite members.yaml / teams.yaml that already exist in DIR.")
+@click.option("--adopt", is_flag=True,
+              help="Also mark the imported objects as managed (write the ownership mark to externalId), so the "
+                   "next plan is empty. Asks nothing; audit-logged.")
+@click.option("--schema-url", default=None, metavar="URL",
+              help="The JSON Schema named in the yaml-language-server comment of the files written.")
+@click.option("--audit-log", type=click.Path(path_type=Path), default=None,
+              help=f"Audit log for --adopt [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+@handle_errors
+def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, adopt: bool,
+               schema_url: str | None, audit_log: Path | None) -> None:
+    """Write members.yaml and teams.yaml from a live SCIM provider, to start a config from what exists.
+
+    CONFIG declares the provider (a directory holding providers.yaml is enough).
+    """
+    from reconciler.importer import SCHEMA_URL, import_provider, split_adoption, write_files
+    from reconciler.session import git_commit
+
+    cfg = load_config(config)
+    target = out or (config if config.is_dir() else config.parent)
+    with Session(cfg) as session:
+        imported = import_provider(session, provider_name)
+    for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
+        click.echo(f"wrote {path}")
+    click.echo(f"Imported {len(imported.members)} member(s) and {len(imported.teams)} team(s) from "
+               f"{provider_name}.")
+    for n in imported.notes:
+        click.echo(redact(f"note: {n}"))
+    if target.resolve() != (config if config.is_dir() else config.parent).resolve():
+        if adopt:
+            raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
+                                   "copy the provider declaration into DIR and import again)")
+        click.echo(f"Copy the provider declaration into {target} (or the files into your config), then run "
+                   "reconciler plan.")
+        return
+    new_cfg = load_config(target)
+    sink: list[Callable[[CallRecord], None]] = []
+    with Session(new_cfg, recorder=_fanout(sink)) as session:
+        pp = session.plan_provider(new_cfg.provider(provider_name))
+        marks, rest = split_adoption(pp.changes)
+        if marks and adopt:
+            p = Plan(changes=marks, config_digest=new_cfg.digest, commit=git_commit(new_cfg.root))
+            with AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
+                          actions={c.address: c.action.value for c in p.changes}) as log:
+                sink.append(log.record)
+                log.write({"event": "apply-start", "import": provider_name, "changes": len(marks),
+                           "summary": f"adopt {len(marks)} object(s)"})
+                result = apply_plan(session, p, observer=log.outcome)
+                log.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
+            if result.failures:
+                raise ApplyError(result.failures)
+            click.echo(f"Adopted {len(marks)} object(s): externalId now carries the ownership mark.")
+        elif marks:
+            click.echo(f"{len(marks)} object(s) are not yet marked as managed: the first apply writes the "
+                       "ownership mark to their externalId (or run import again with --adopt --force).")
+    if rest:
+        click.echo(f"{len(rest)} change(s) remain that the config cannot express; the first plan shows them:")
+        for c in rest:
+            click.echo(redact(f"  {c.action.symbol} {c.address}: " + ", ".join(d.path for d in c.diff)))
 
 
 from reconciler.usermaps.cli import usermaps  # noqa: E402  (needs handle_errors above)
