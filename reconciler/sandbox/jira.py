@@ -67,6 +67,7 @@ class Fault:
     status: int
     times: int
     retry_after: str | None
+    after: bool = False  # do the work, then answer with the fault (a lost response)
 
 
 @dataclass
@@ -135,9 +136,11 @@ class JiraState:
     def revoke(self, project: str, *permissions: str) -> None:
         self.projects[project].permissions -= set(permissions)
 
-    def fail(self, method: str, path: str, status: int = 429, times: int = 1, retry_after: str | None = "1") -> None:
-        """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with ``status``."""
-        self.faults.append(Fault(method.upper(), re.compile(path), status, times, retry_after))
+    def fail(self, method: str, path: str, status: int = 429, times: int = 1, retry_after: str | None = "1",
+             *, after: bool = False) -> None:
+        """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with ``status``;
+        with ``after=True`` the request is carried out first and only its answer is lost."""
+        self.faults.append(Fault(method.upper(), re.compile(path), status, times, retry_after, after))
 
 
 def new_state(flavour: str = "cloud", *, page_size: int = 2) -> JiraState:
@@ -259,11 +262,8 @@ class JiraSandbox:
             self.state.requests.append((method, path))
             try:
                 fault = self._fault(method, path)
-                if fault is not None:
-                    if fault.retry_after is not None:
-                        headers.append(("Retry-After", fault.retry_after))
-                    raise HttpError(fault.status, "Rate limit exceeded." if fault.status == 429
-                                    else "The server is having a moment.")
+                if fault is not None and not fault.after:
+                    self._raise_fault(fault, headers)
                 self._authenticate(environ)
                 for m, pattern, handler in self.routes:
                     match = pattern.match(path)
@@ -276,6 +276,8 @@ class JiraSandbox:
                     if any(p.match(path) for _, p, _ in self.routes):
                         raise HttpError(405, f"{method} is not allowed on {path}")
                     raise HttpError(404, "null for uri: " + path)
+                if fault is not None:
+                    self._raise_fault(fault, headers)
             except HttpError as exc:
                 status, payload = exc.status, {"errorMessages": exc.messages, "errors": exc.errors}
             except (ValueError, KeyError, TypeError) as exc:
@@ -285,6 +287,13 @@ class JiraSandbox:
             headers = []
         start_response(f"{status} {_STATUS_TEXT.get(status, 'Status')}", headers)
         return [data]
+
+    @staticmethod
+    def _raise_fault(fault: Fault, headers: list[tuple[str, str]]) -> None:
+        if fault.retry_after is not None:
+            headers.append(("Retry-After", fault.retry_after))
+        raise HttpError(fault.status, "Rate limit exceeded." if fault.status == 429 else
+                        "The server is having a moment.")
 
     def _fault(self, method: str, path: str) -> Fault | None:
         for f in self.state.faults:

@@ -9,8 +9,9 @@ Known differences between the Data Center file and Data Center itself, handled h
 - the file declares only basic auth; personal access tokens are sent as ``Authorization: Bearer``
   (Atlassian, "Using Personal Access Tokens"). The bearer header is checked, and the request is then
   validated as if it carried basic credentials, so its parameters and body are still checked;
-- ``IssueUpdateBean.fields`` types every field value as an object, while the same file's own create-issue
-  example sends ``"summary": "No REST for the Wicked."``: field values are let be any JSON value;
+- ``IssueUpdateBean.fields`` and ``IssueBean.fields`` type every field value as an object, while the same
+  file's own create-issue example sends ``"summary": "No REST for the Wicked."``: field values may be any
+  JSON value;
 - some answers are declared as one object where Data Center returns an array (project list, project
   statuses) or a JSON value where the file says string (project property value): those answers are not
   validated. Requests to them are.
@@ -77,7 +78,8 @@ def load_spec(flavour: str) -> OpenAPI:
     if flavour == "datacenter":
         # IssueUpdateBean.fields types every field value as an object; the same file's create-issue example
         # sends "summary": "No REST for the Wicked." (a string). Field values may be any JSON value.
-        data["components"]["schemas"]["IssueUpdateBean"]["properties"]["fields"]["additionalProperties"] = {}
+        for bean in ("IssueUpdateBean", "IssueBean"):
+            data["components"]["schemas"][bean]["properties"]["fields"]["additionalProperties"] = {}
     return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
 
 
