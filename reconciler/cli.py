@@ -287,6 +287,27 @@ def demo(no_color: bool) -> None:
     run_demo(echo=lambda s: click.echo(redact(s), nl=False), colour=_colour(no_color))
 
 
+@main.group()
+def sandbox() -> None:
+    """Serve an in-memory test server on 127.0.0.1, to try reconciler (or any client) without the real thing."""
+
+
+@sandbox.command("jira")
+@click.option("--flavour", type=click.Choice(["cloud", "datacenter"]), default="cloud", show_default=True,
+              help="Jira Cloud (REST v3, email + API token) or Data Center (REST v2, personal access token).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True, help="0 picks a free port.")
+def sandbox_jira(flavour: str, port: int) -> None:
+    """An in-memory Jira on 127.0.0.1:PORT until Ctrl-C; prints the URL and the sandbox's own credentials."""
+    from reconciler.sandbox.jira import describe, serve
+
+    try:
+        serve(flavour, "127.0.0.1", port, ready=lambda url, state: click.echo(describe(url, state)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command()
 @click.argument("plan_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)

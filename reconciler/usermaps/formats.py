@@ -198,8 +198,10 @@ def read_connect_xml(raw: bytes, file: str, sources: dict[str, str], member_sour
         # a DTD may only be harmless (no entities, no external subset); defusedxml refuses the rest
         defusedxml.sax.parseString(raw, handler, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except EntitiesForbidden as exc:
-        raise MapFileError([Diagnostic(file, _line(handler), 1, f"XML entity declarations are refused (entity "
-                                       f"'{exc.name}'): they can expand without bound or read local files")]) from None
+        what = (f"external entity '{exc.name}' ({exc.sysid}): it would make the importer read a file or URL"
+                if exc.sysid else f"entity '{exc.name}': entities can expand without bound (billion laughs)")
+        raise MapFileError([Diagnostic(file, _line(handler), 1, f"XML entity declarations are refused; {what}")]) \
+            from None
     except ExternalReferenceForbidden:
         raise MapFileError([Diagnostic(file, _line(handler), 1, "XML external references are refused: the "
                                        "file may not make the importer read other files or URLs")]) from None
@@ -217,7 +219,7 @@ def read_connect_xml(raw: bytes, file: str, sources: dict[str, str], member_sour
         name = m["name"]
         member: str | None = None
         label: str | None = None
-        pm = PortableMap("", line=m["pos"][0], column=m["pos"][1])
+        pm = PortableMap("", line=line, column=col)
         for u in m["users"]:
             uline, ucol = u.get("name_pos", u["pos"])
             utype, source, uname = u.get("type"), u.get("value"), u.get("name")
