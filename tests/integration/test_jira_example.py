@@ -1,0 +1,55 @@
+"""examples/full: two integrations (Jira Cloud and Jira Data Center) plan, apply and re-plan clean against
+the Jira sandboxes (every call contract-checked), with the platform on an embedded scim2-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.apply import apply_plan
+from reconciler.config import load_config
+from reconciler.sandbox import scim as scim_sandbox
+from reconciler.sandbox.jira import CLOUD_TOKEN, DC_TOKEN, new_state, transport
+from reconciler.session import Session
+from tests.contract.jira_spec import ContractTransport, load_spec
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "full"
+
+
+def test_full_example_converges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_TOKEN", "example-token")
+    monkeypatch.setenv("JIRA_CLOUD_TOKEN", CLOUD_TOKEN)
+    monkeypatch.setenv("JIRA_DC_TOKEN", DC_TOKEN)
+    load_spec("cloud")
+    load_spec("datacenter")
+    cloud, dc = new_state("cloud"), new_state("datacenter")
+    cloud_t = ContractTransport(transport(cloud), "cloud")
+    dc_t = ContractTransport(transport(dc), "datacenter")
+    scim_t, _ = scim_sandbox.transport("example-token")
+    config = load_config(EXAMPLE)
+    transports = {"platform": scim_t, "acme-cloud": cloud_t, "acme-dc": dc_t}
+    with Session(config, transports=transports) as s:
+        plan = s.plan()
+        jira = sorted(c.address for c in plan.changes if c.address.startswith("jira."))
+        assert jira == [
+            'jira.acme-cloud.integration["web-findings"]',
+            'jira.acme-cloud.project_role["SEC/Developers"]',
+            'jira.acme-cloud.test_issue["web-findings"]',
+            'jira.acme-cloud.webhook["reconciler web-findings"]',
+            'jira.acme-dc.integration["platform-ops"]',
+            'jira.acme-dc.project_role["OPS/Developers"]',
+            'jira.acme-dc.project_role["OPS/Security Reviewers"]',
+            'jira.acme-dc.test_issue["platform-ops"]',
+        ]
+        result = apply_plan(s, plan)
+        assert not result.failures, result.failures
+    with Session(config, transports=transports) as s:
+        again = s.plan()
+        assert not again.has_changes, [c.address for c in again.changes]
+    assert cloud.project("SEC").roles[cloud.role_id("Developers")] == {"5b10ac8d82e05b22cc7d4e00",
+                                                                       "5b10ac8d82e05b22cc7d4e01"}
+    assert dc.project("OPS").roles[dc.role_id("Developers")] == {"carol", "dave"}
+    assert dc.project("OPS").roles[dc.role_id("Security Reviewers")] == {"alice", "bob"}
+    assert not cloud.issues and len(dc.issues) == 1  # Cloud's test issue deleted as configured
+    assert not cloud_t.violations and not dc_t.violations
