@@ -23,7 +23,8 @@ from reconciler.usermaps import identities_for
 from reconciler.usermaps.lookup import resolve_missing
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "usermaps" / "resolve"
-SPECS = Path(os.environ.get("JIRA_OPENAPI_SPEC", Path(__file__).parents[3] / "shared" / "specs"))
+# the same place the Jira contract tests look: $JIRA_OPENAPI_SPEC_DIR, else ../shared/specs from the project root
+SPECS = Path(os.environ.get("JIRA_OPENAPI_SPEC_DIR") or Path(__file__).resolve().parents[2] / ".." / "shared" / "specs")
 CLOUD_SPEC = "jira-cloud-platform.swagger-v3.v3.json"
 DC_SPEC = "jira-software-dc-10.3.24.openapi.json"
 CLOUD = "https://acme.atlassian.net"
@@ -32,9 +33,9 @@ DC = "https://jira.acme.io"
 
 @cache
 def _spec(name: str) -> dict[str, Any]:
-    path = SPECS / name if SPECS.is_dir() else SPECS.parent / name
+    path = SPECS / name
     if not path.exists():
-        pytest.fail(f"{path} is missing: set JIRA_OPENAPI_SPEC to the folder holding Atlassian's OpenAPI files "
+        pytest.fail(f"{path} is missing: set JIRA_OPENAPI_SPEC_DIR to the folder holding Atlassian's OpenAPI files "
                     f"({CLOUD_SPEC} from dac-static.atlassian.com/cloud/jira/platform/swagger-v3.v3.json, "
                     f"{DC_SPEC} from dac-static.atlassian.com/server/jira/platform/)")
     return json.loads(path.read_text())  # type: ignore[no-any-return]
