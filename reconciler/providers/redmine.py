@@ -117,8 +117,10 @@ class RedmineClient:
                 "the REST API refused the request; enable it (Administration > Settings > API)"
             raise AuthError(f"redmine connection '{self.name}': {hint}", exc.method, exc.url, exc.status) from None
         except ConnectError as exc:
-            raise ConnectError(f"redmine connection '{self.name}': cannot reach {exc.url.rsplit('/users', 1)[0]}",
-                               exc.method, exc.url, None, exc.detail) from None
+            reason = exc.message.split(": ", 1)[-1]  # Http says "cannot reach <provider>: <reason>"
+            raise ConnectError(f"redmine connection '{self.name}': cannot reach "
+                               f"{exc.url.rsplit('/users', 1)[0]}: {reason}", exc.method, exc.url, None,
+                               exc.detail) from None
         user = body.get("user") if isinstance(body, dict) else None
         if not isinstance(user, dict):
             raise ServerError(f"redmine connection '{self.name}': users/current.json has no user; is base_url "
