@@ -74,3 +74,5 @@ def run_demo(echo: Callable[[str], None], colour: bool = False) -> None:
         echo(renderer.render(again))
     if again.has_changes:
         raise ApplyError({"demo": "the second plan still has changes: the apply did not converge"})
+    from reconciler.integrations.demo import run_jira_demo  # the tracker half, against Jira sandboxes
+    run_jira_demo(echo, colour)
