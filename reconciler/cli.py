@@ -87,7 +87,25 @@ def plan_digest(plan: Plan) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Usage errors exit 1 like every other error: 2 means "the plan has changes" to --detailed-exitcode."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
 def main() -> None:
     """Members, teams, tracker integrations and user maps as code: validate, plan, apply."""
@@ -189,8 +207,8 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
             return
         if not auto_approve:
             if not sys.stdin.isatty():
-                raise click.UsageError("refusing to apply without confirmation: stdin is not a terminal; "
-                                       "pass --auto-approve")
+                raise ReconcilerError("refusing to apply without confirmation: stdin is not a terminal; "
+                                      "pass --auto-approve")
             click.confirm("Apply these changes?", abort=True)
         path = audit_log or Path(os.environ.get("RECONCILER_AUDIT_LOG") or DEFAULT_PATH)
         with AuditLog(path, commit=p.commit, plan_digest=plan_digest(p),
