@@ -275,17 +275,21 @@ def _map(fn: Callable[[Change], dict[str, Any] | None], items: list[Change], wor
 # --- drift: was the config the same at a git revision? --------------------------------------------
 
 def config_digest_at(ref: str, config_root: str | Path) -> str | None:
-    """The digest the config at git revision ``ref`` has (None when it is not in a repository, the
-    revision is unknown, or the config did not exist or load there)."""
+    """The digest the config had at git revision ``ref``; None when it did not exist or load there.
+    Raises PlanError when the config is not in a git repository or ``ref`` is not a revision."""
     root = Path(config_root).resolve()
     base = root if root.is_dir() else root.parent
     top = _git(base, "rev-parse", "--show-toplevel")
     if top is None:
-        return None
-    rel = root.relative_to(Path(top.decode().strip()).resolve()).as_posix() or "."
-    tar = _git(base, "archive", "--format=tar", ref, "--", rel)
+        raise PlanError(f"--drift-base {ref}: the config {config_root} is not in a git repository")
+    if _git(base, "rev-parse", "--verify", "--quiet", ref + "^{commit}") is None:
+        raise PlanError(f"--drift-base {ref}: not a git revision in this repository (in CI, fetch it first, "
+                        "e.g. actions/checkout with fetch-depth: 0)")
+    top_dir = Path(top.decode().strip()).resolve()
+    rel = root.relative_to(top_dir).as_posix() or "."
+    tar = _git(top_dir, "archive", "--format=tar", ref, "--", rel)  # pathspecs are relative to -C
     if tar is None:
-        return None
+        return None  # the config did not exist at ref
     with tempfile.TemporaryDirectory(prefix="reconciler-drift-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
             tf.extractall(tmp, filter="data")
