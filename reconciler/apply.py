@@ -165,7 +165,8 @@ class ScimApplier:
         refs = {k: v for k, v in self.ids.items()}
         if c.action is Action.CREATE:
             body = scim.user_body(c.after, refs)
-            res = self.client.create("Users", body, lambda: self.client.find_user(c.after["userName"]))
+            user_name = str(c.after["userName"])
+            res = self.client.create("Users", body, lambda: self.client.find_user(user_name))
             with self._lock:
                 self.ids[c.key] = str(res["id"])
             return

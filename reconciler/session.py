@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,7 +67,7 @@ class Session:
     """Connections to every provider of one config. ``transports`` injects a server per provider name
     (the embedded sandbox, tests); ``recorder`` sees every HTTP call (audit log, benchmarks)."""
 
-    def __init__(self, config: Config, *, transports: dict[str, httpx.BaseTransport] | None = None,
+    def __init__(self, config: Config, *, transports: Mapping[str, httpx.BaseTransport] | None = None,
                  recorder: Recorder | None = None, sleep: Callable[[float], None] | None = None,
                  attempts: int = 5) -> None:
         self.config = config

@@ -7,11 +7,11 @@ nothing else. The same inputs give the same Plan (changes are sorted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What apply will do to one object. ``symbol`` is how every renderer shows it."""
 
     CREATE = "create"

@@ -201,7 +201,7 @@ def retry_delay(r: httpx.Response | None, attempt: int, base: float, cap: float)
                     return min(max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0), cap)
                 except (TypeError, ValueError):
                     pass
-    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+    return min(cap, base * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
 class Http:

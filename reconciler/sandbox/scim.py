@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from scim2_models import ScimProvider
+from scim2_models import Resource, ScimProvider
 from scim2_server.memory import InMemoryStorage
 from scim2_server.service import ScimService
 from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
@@ -37,7 +37,13 @@ def build_app(token: str | None = None, state: str | None = None) -> tuple[Any, 
     storage = InMemoryStorage()
     if state and os.path.exists(state):
         raw = json.loads(Path(state).read_text())
-        storage.resources = [provider.model_for(d["meta"]["resourceType"]).model_validate(d) for d in raw]
+        for d in raw:
+            model = provider.model_for(d["meta"]["resourceType"])
+            if model is None:
+                raise ValueError(f"{state}: unknown resource type {d['meta']['resourceType']!r}")
+            resource = model.model_validate(d)
+            assert isinstance(resource, Resource)
+            storage.resources.append(resource)
         top = max((int(str(r.meta.version).strip('W/"')) for r in storage.resources
                    if r.meta and r.meta.version and str(r.meta.version).strip('W/"').isdigit()), default=0)
         storage.versions = itertools.count(top + 1)

@@ -15,7 +15,15 @@ from reconciler.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
-EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def _is_config(path: Path) -> bool:
+    """examples/ also holds CI workflows (GitHub Actions YAML); every other YAML file there is a config file."""
+    data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    return not (isinstance(data, dict) and "jobs" in data)
+
+
+EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml") and _is_config(p))
 EXAMPLE_DIRS = sorted({p.parent for p in EXAMPLES})
 SCHEMA_COMMENT = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 CORE = ("BasicAuth", "BearerAuth", "Member", "OAuth2Auth", "Permissions", "ScimProvider", "Team", "TeamSchema")
