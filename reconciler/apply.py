@@ -118,6 +118,7 @@ class ScimApplier:
                 blocked = self._blocked_by(c)
                 if blocked:
                     raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                self._check_fresh(c)
                 fn(c)
                 if report:
                     self._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
@@ -143,6 +144,19 @@ class ScimApplier:
             self.result.outcomes.append(o)
         if self.observer:
             self.observer(o)
+
+    def _check_fresh(self, c: Change) -> None:
+        """Where the provider has no ETags, nothing stops a write over a change made since the plan
+        (another apply running at the same time): re-read the object and refuse if it is not what
+        the plan saw. With ETags the write itself carries If-Match and the provider refuses."""
+        if c.id is None or c.precondition is None or not c.precondition.digest or self.client.caps.etag:
+            return
+        live = self.client.get("Users" if c.kind == "user" else "Groups", c.id)
+        if live is None and c.action is Action.DELETE:
+            return
+        if live is None or scim.digest(live) != c.precondition.digest:
+            raise ReconcilerError(f"{c.address} changed on the provider since the plan was made (another apply "
+                                  "running?); nothing was written to it; plan again")
 
     def _blocked_by(self, c: Change) -> str | None:
         with self._lock:
@@ -180,7 +194,7 @@ class ScimApplier:
     def _deactivate_user(self, c: Change) -> None:
         assert c.id is not None and c.after is not None
         if self.client.caps.patch:
-            ops = scim.user_ops(c.diff, dict(self.ids))
+            ops = scim.user_ops(c.diff, self.ids)
             self.client.patch("Users", c.id, ops, _etag(c))
         else:
             live = self.client.get("Users", c.id) or {}

@@ -149,6 +149,14 @@ class FaultProxy:
                 pass
 
             def _any(self) -> None:
+                try:
+                    self._serve()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (killed, or it timed out)
+                except RuntimeError:
+                    self.close_connection = True  # the proxy is stopping: its upstream client is closed
+
+            def _serve(self) -> None:
                 method = self.command
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""

@@ -183,23 +183,27 @@ def _unique(items: list[Any], key: Callable[[Any], str], kind: str, field: str) 
 # --- positions -------------------------------------------------------------
 
 def _attach_origins(model: ConfigFile, doc: Document) -> None:
+    # one pass over the positions, grouped by item: per-item scans would be quadratic in the file size
+    values = _by_item(doc.values)
+    keys = _by_item(doc.keys)
     for kind in type(model).model_fields:
         for i, item in enumerate(getattr(model, kind)):
             if isinstance(item, Item):
-                item._origin = _origin(doc, (kind, i))
+                item._origin = _origin(doc, (kind, i), values.get((kind, i), {}), keys.get((kind, i), {}))
 
 
-def _origin(doc: Document, path: tuple[str | int, ...]) -> Origin:
+def _by_item(table: dict[tuple[str | int, ...], tuple[int, int]]) \
+        -> dict[tuple[str | int, ...], dict[str, tuple[int, int]]]:
+    out: dict[tuple[str | int, ...], dict[str, tuple[int, int]]] = {}
+    for p, pos in table.items():
+        if len(p) > 2:
+            out.setdefault(p[:2], {})[_dotted(p[2:])] = pos
+    return out
+
+
+def _origin(doc: Document, path: tuple[str | int, ...], values: dict[str, tuple[int, int]],
+            keys: dict[str, tuple[int, int]]) -> Origin:
     line, col = doc.position(path)
-    keys: dict[str, tuple[int, int]] = {}
-    values: dict[str, tuple[int, int]] = {}
-    n = len(path)
-    for p, pos in doc.values.items():
-        if len(p) > n and p[:n] == path:
-            values[_dotted(p[n:])] = pos
-    for p, pos in doc.keys.items():
-        if len(p) > n and p[:n] == path:
-            keys[_dotted(p[n:])] = pos
     return Origin(doc.file, line, col, keys, values)
 
 
