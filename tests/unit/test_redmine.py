@@ -267,3 +267,11 @@ def test_settings_redmine_has_no_place_for_are_located_errors(tmp_path: Path) ->
     assert "connections.yaml:7:5: connection 't' lists unknown team 'appsek' (did you mean 'appsec'?)" in text
     assert "integration 'sec': Redmine has no resolutions; map closed reasons to statuses" in text
     assert "integration 'sec': Redmine has no webhooks" in text
+
+
+def test_the_example_config_is_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "examples" / "redmine")
+    (conn,) = redmine_connections(cfg)
+    assert (conn.name, conn.membership, conn.authoritative) == ("tracker", "authoritative", False)
+    assert [i.project for i in cfg.integrations] == ["appsec-findings"]  # type: ignore[attr-defined]
