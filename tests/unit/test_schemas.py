@@ -17,13 +17,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
 
 
-def _is_config(path: Path) -> bool:
-    """examples/ also holds CI workflows (GitHub Actions YAML); every other YAML file there is a config file."""
+def _is_workflow(path: Path) -> bool:
     data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
-    return not (isinstance(data, dict) and "jobs" in data)
+    return isinstance(data, dict) and "jobs" in data
 
 
-EXAMPLES = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml") and _is_config(p))
+_YAML = sorted(p for p in (ROOT / "examples").rglob("*") if p.suffix in (".yaml", ".yml"))
+# examples/ also holds CI setups (GitHub Actions workflows and their tools' settings); a folder with a
+# workflow in it is one of those, every other folder is a config
+_CI_DIRS = {p.parent for p in _YAML if _is_workflow(p)}
+EXAMPLES = [p for p in _YAML if p.parent not in _CI_DIRS]
 EXAMPLE_DIRS = sorted({p.parent for p in EXAMPLES})
 SCHEMA_COMMENT = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 CORE = ("BasicAuth", "BearerAuth", "Member", "OAuth2Auth", "Permissions", "ScimProvider", "Team", "TeamSchema")
