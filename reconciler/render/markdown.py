@@ -1,6 +1,6 @@
 """The pull-request rendering: a summary table, removals first, each change in a collapsible block.
 
-Always fits GitHub's 65,536-character comment limit. A change shows at most
+Always fits GitHub's 65,536-character comment limit, with room for a marker. A change shows at most
 ``MAX_BLOCK_LINES`` diff lines; when the details no longer fit, the remaining
 changes are listed one line each, and past that a closing note says how many
 changes were left out and where the full plan is.
@@ -15,6 +15,8 @@ from reconciler.plan.model import SUMMARY_ORDER, Action, Change, Plan
 from reconciler.render.text import list_delta, value
 
 GITHUB_LIMIT = 65_536
+# Room left for what a workflow wraps around the rendering (the comment's marker, a link to the run).
+HEADROOM = 1_024
 MAX_BLOCK_LINES = 60
 MAX_NOTES = 30
 DEFAULT_HINT = "the full plan is in the workflow run's artifacts (plan.json; `reconciler show plan.json`)"
@@ -67,7 +69,7 @@ class PlanMarkdown:
     change is drift. ``full_plan_hint`` says where the whole plan is when the comment cannot hold it."""
 
     def __init__(self, colour: bool = False, *, title: str = "reconciler plan", drift: bool = False,
-                 full_plan_hint: str = DEFAULT_HINT, limit: int = GITHUB_LIMIT) -> None:
+                 full_plan_hint: str = DEFAULT_HINT, limit: int = GITHUB_LIMIT - HEADROOM) -> None:
         self.title, self.drift, self.hint, self.limit = title, drift, full_plan_hint, limit
 
     def head(self, plan: Plan) -> str:
@@ -105,8 +107,8 @@ class PlanMarkdown:
             parts.append(f"{summarised} listed without their details")
         if omitted:
             parts.append(f"{omitted} not listed")
-        return (f"\n> :scissors: {' and '.join(parts)} (of {total} changes) to fit the "
-                f"{self.limit:,}-character comment limit; {_esc(self.hint)}.\n")
+        return (f"\n> :scissors: {' and '.join(parts)} (of {total} changes) to fit GitHub's "
+                f"{GITHUB_LIMIT:,}-character comment limit; {_esc(self.hint)}.\n")
 
     def render(self, plan: Plan) -> str:
         text = self.head(plan)
