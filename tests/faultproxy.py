@@ -53,6 +53,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     rewrite: Callable[[Any], Any] | None = None
+    body: dict[str, Any] | None = None  # the JSON of an injected ``status`` answer
     seen: int = 0
     fired: int = 0
 
@@ -167,7 +168,7 @@ class FaultProxy:
                 kind = fault.kind if fault else None
                 if fault is not None and kind == "status":
                     proxy._log(method, self.path, fault, fault.status)
-                    self._send(fault.status, {"detail": f"injected {fault.status}"}, fault.headers)
+                    self._send(fault.status, fault.body or {"detail": f"injected {fault.status}"}, fault.headers)
                     return
                 if fault is not None and kind == "drop":
                     proxy._log(method, self.path, fault, None)
