@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from reconciler.config.loader import did_you_mean
 from reconciler.config.models import Config, ScimProvider
 from reconciler.errors import PlanError
 from reconciler.plan.model import AttributeChange, Change, Plan
@@ -157,8 +158,9 @@ _ADDRESS = re.compile(r'^scim\.(?P<provider>[^.]+)\.(?P<kind>user|group)\["(?P<k
 def parse_address(a: str) -> tuple[str, str, str]:
     m = _ADDRESS.match(a)
     if not m:
-        raise PlanError(f"--target {a!r} is not an address; write scim.<provider>.user[\"email\"] or "
-                        "scim.<provider>.group[\"name\"]")
+        raise PlanError(f"--target {a!r} is not an address; write scim.<provider>.user[\"email\"], "
+                        "scim.<provider>.group[\"name\"], or a tracker address as the plan shows it "
+                        "(jira.<connection>.…, redmine.<connection>.…)")
     return m.group("provider"), m.group("kind"), m.group("key")
 
 
@@ -169,7 +171,20 @@ def select_targets(changes: list[Change], targets: list[str], config: Config) ->
     wanted: dict[str, Change] = {}
     by_addr = {c.address: c for c in changes}
     known = {p.name for p in config.providers}
+    tracker_prefixes = tuple(pl.prefix for pl in planners())
     for t in targets:
+        if tracker_prefixes and t.startswith(tracker_prefixes):
+            # a tracker address: that object, or with a shorter address (jira.<connection>) all under it
+            hits = [c for c in changes if c.address == t or c.address.startswith(t.rstrip(".") + ".")
+                    or c.address.startswith(t + "[")]
+            connections = {getattr(x, "name", "") for x in getattr(config, "connections", [])}
+            conn = t.split(".")[1].split("[")[0] if "." in t else ""
+            if conn not in connections:
+                raise PlanError(f"--target {t}: unknown connection '{conn}'"
+                                + did_you_mean(conn, connections))
+            for c in hits:
+                wanted[c.address] = c
+            continue
         provider, kind, key = parse_address(t)
         if provider not in known:
             raise PlanError(f"--target {t}: unknown provider '{provider}'")

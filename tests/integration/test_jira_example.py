@@ -53,3 +53,25 @@ def test_full_example_converges(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dc.project("OPS").roles[dc.role_id("Security Reviewers")] == {"alice", "bob"}
     assert not cloud.issues and len(dc.issues) == 1  # Cloud's test issue deleted as configured
     assert not cloud_t.violations and not dc_t.violations
+
+
+def test_target_selects_tracker_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--target takes tracker addresses: one object exactly, or everything under a connection."""
+    from reconciler.errors import PlanError
+
+    monkeypatch.setenv("SCIM_TOKEN", "example-token")
+    monkeypatch.setenv("JIRA_CLOUD_TOKEN", CLOUD_TOKEN)
+    monkeypatch.setenv("JIRA_DC_TOKEN", DC_TOKEN)
+    scim_t, _ = scim_sandbox.transport("example-token")
+    config = load_config(EXAMPLE)
+    transports = {"platform": scim_t, "acme-cloud": transport(new_state("cloud")),
+                  "acme-dc": transport(new_state("datacenter"))}
+    with Session(config, transports=transports) as s:
+        one = s.plan(targets=['jira.acme-dc.project_role["OPS/Developers"]'])
+        assert [c.address for c in one.changes] == ['jira.acme-dc.project_role["OPS/Developers"]']
+        cloud = s.plan(targets=["jira.acme-cloud"])
+        assert {c.address.split("[")[0] for c in cloud.changes} == {
+            "jira.acme-cloud.integration", "jira.acme-cloud.project_role", "jira.acme-cloud.test_issue",
+            "jira.acme-cloud.webhook"}
+        with pytest.raises(PlanError, match="unknown connection 'acme-clod' \\(did you mean 'acme-cloud'\\?\\)"):
+            s.plan(targets=["jira.acme-clod"])
