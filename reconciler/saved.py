@@ -187,13 +187,19 @@ class Check:
     stale: list[tuple[str, str]] = field(default_factory=list)  # (address, reason)
 
 
+# Reading this many objects inside list pages costs about as much as one more HTTP call (scim2-server,
+# measured: about 90 ms per page plus 0.9 ms per object; SaaS providers count calls against rate limits).
+OBJECTS_PER_CALL = 100
+
+
 def choose_strategy(touched: int, size: LiveSize | None) -> str:
-    """Re-read the touched objects one GET each, or the whole state by paged lists: whichever makes
-    fewer calls. Counting calls, not seconds, because a provider's rate limit counts calls and the
-    GETs, though concurrent, each cost one. Without the plan-time size, GETs (bounded by N)."""
+    """Re-read the touched objects one GET each, or the whole state by paged lists: whichever costs
+    less, counting calls (what rate limits count) plus the objects a full list drags along. Without
+    the plan-time size, GETs: their cost is bounded by the plan itself."""
     if size is None:
         return "get"
-    return "list" if size.list_calls() < touched else "get"
+    list_cost = size.list_calls() + (size.users + size.groups) / OBJECTS_PER_CALL
+    return "list" if list_cost < touched else "get"
 
 
 def check_preconditions(session: Session, saved: SavedPlan) -> list[Check]:

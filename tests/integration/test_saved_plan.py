@@ -151,7 +151,7 @@ def test_many_touched_objects_are_checked_with_paged_lists(scim: ScimServer, wri
     assert run("plan", "config", "--out", "plan.json").exit_code == 0
     saved = load_saved_plan(Path("plan.json"))
     assert saved.live["platform"] == LiveSize(users=12, groups=0, page_size=5)
-    # 12 GETs or 3 pages of users + 1 of groups: the lists are cheaper
+    # 12 GETs, or 3 pages of users + 1 of groups: the lists are cheaper
     assert choose_strategy(12, saved.live["platform"]) == "list"
     with scim.client() as c:
         u = users(scim)["user07@acme.io"]
@@ -169,3 +169,32 @@ def test_choose_strategy_counts_calls() -> None:
     assert choose_strategy(3, LiveSize(users=10_000, groups=50, page_size=100)) == "get"  # 3 GETs vs 101 pages
     assert choose_strategy(500, LiveSize(users=10_000, groups=50, page_size=100)) == "list"
     assert choose_strategy(2, LiveSize(users=0, groups=0, page_size=100)) == "get"  # 2 GETs vs 2 empty lists
+    # a big page is one call but still reads every object: 5 GETs beat listing 10,000 users
+    assert choose_strategy(5, LiveSize(users=10_000, groups=0, page_size=10_000)) == "get"
+    assert choose_strategy(150, LiveSize(users=10_000, groups=0, page_size=10_000)) == "list"
+
+
+def test_an_empty_saved_plan_applies_nothing(scim: ScimServer, write_config: Callable[..., Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(scim.base_url, members=MEMBERS)
+    assert run("apply", str(cfg), "--auto-approve").exit_code == 0
+    assert run("plan", "config", "--out", "plan.json", "--detailed-exitcode").exit_code == 0
+    res = run("apply", "plan.json", "--audit-log", "audit.jsonl")
+    assert res.exit_code == 0 and "No changes." in res.output
+    assert not Path("audit.jsonl").exists()
+
+
+def test_what_is_not_a_saved_plan(scim: ScimServer, applied: Path) -> None:
+    Path("notes.json").write_text('{"hello": 1}')
+    res = run("show", "notes.json")
+    assert res.exit_code == 1 and "notes.json: not a saved plan (no 'changes' list)" in res.stderr
+    Path("future.json").write_text('{"format_version": "2.0", "changes": []}')
+    res = run("apply", "future.json")
+    assert res.exit_code == 1
+    assert "future.json: plan format 2.0 is not readable by this reconciler (reads 1.x)" in res.stderr
+    res = run("apply", "config", "--config", "config")
+    assert res.exit_code == 1 and "--config is for applying a saved plan" in res.stderr
+    assert run("plan", "config", "--out", "plan.json").exit_code == 0
+    res = run("apply", "plan.json", "--target", 'scim.platform.user["bob@acme.io"]')
+    assert res.exit_code == 1 and "a saved plan is applied whole" in res.stderr
