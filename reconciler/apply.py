@@ -68,6 +68,7 @@ class ScimApplier:
         self.result = ApplyResult()
         self.observer = observer
         self._lock = threading.Lock()
+        self._slots: dict[str, int] = {}  # address -> index in result.outcomes
 
     def run(self, changes: list[Change]) -> ApplyResult:
         for c in changes:
@@ -140,8 +141,12 @@ class ScimApplier:
     def _done(self, o: Outcome) -> None:
         with self._lock:
             # a group created in phase 1 and completed in phase 3 is reported once, by its last step
-            self.result.outcomes = [x for x in self.result.outcomes if x.change.address != o.change.address]
-            self.result.outcomes.append(o)
+            # (found by address in a dict: a scan of the list per outcome is quadratic in the org)
+            slot = self._slots.setdefault(o.change.address, len(self.result.outcomes))
+            if slot == len(self.result.outcomes):
+                self.result.outcomes.append(o)
+            else:
+                self.result.outcomes[slot] = o
         if self.observer:
             self.observer(o)
 
@@ -176,7 +181,8 @@ class ScimApplier:
 
     def _upsert_user(self, c: Change) -> None:
         assert c.after is not None
-        refs = {k: v for k, v in self.ids.items()}
+        # read in place: a copy per change is quadratic, and other threads add to it meanwhile
+        refs = self.ids
         if c.action is Action.CREATE:
             body = scim.user_body(c.after, refs)
             user_name = str(c.after["userName"])
