@@ -12,8 +12,8 @@ comments must survive: usermaps resolve --write, import.)
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml

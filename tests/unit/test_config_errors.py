@@ -121,8 +121,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 # --- YAML itself --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw, expected", [
-    pytest.param(b"members:\n  - email: a@b.io\n   x: [\n", "m.yaml:3:4: invalid YAML: did not find expected '-' indicator",
-                 id="bad yaml"),
+    pytest.param(b"members:\n  - email: a@b.io\n   x: [\n",
+                 "m.yaml:3:4: invalid YAML: did not find expected '-' indicator", id="bad yaml"),
     pytest.param(b"members: []\nmembers: []\n", 'm.yaml:2:1: invalid YAML: duplicate key "members"', id="dup key"),
     pytest.param(b"members:\n  - email: caf\xe9@x.io\n",
                  "m.yaml:2:15: byte 0xe9 is not valid UTF-8; config files must be UTF-8", id="non-utf8"),
