@@ -40,7 +40,7 @@ from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.plan.model import Change, Plan
 from reconciler.providers import scim
 from reconciler.render.json import FORMAT_VERSION, plan_document
-from reconciler.session import Session
+from reconciler.session import Session, planners
 
 # The kind marker that tells a saved plan from a YAML config given to `apply`.
 KIND = "reconciler-plan"
@@ -219,10 +219,36 @@ def check_preconditions(session: Session, saved: SavedPlan) -> list[Check]:
             if reason:
                 check.stale.append((c.address, reason))
         checks.append(check)
+    checks += tracker_checks(session, saved.plan.changes)
     stale = [s for c in checks for s in c.stale]
     if stale:
         raise StalePlanError(stale_message(stale))
     return checks
+
+
+def tracker_checks(session: Session, changes: list[Change]) -> list[Check]:
+    """Tracker changes: plan the tracker again (its paged reads) and compare each saved change with the
+    fresh one at the same address: gone (converged meanwhile) or a different live digest is stale."""
+    out: list[Check] = []
+    for planner in planners():
+        mine = [c for c in changes if c.address.startswith(planner.prefix)]
+        if not mine:
+            continue
+        fresh = {c.address: c for c in planner.plan(session).changes}
+        check = Check(planner.prefix.rstrip("."), len(mine), "plan")
+        for c in mine:
+            now = fresh.get(c.address)
+            if now is None:
+                check.stale.append((c.address, "no longer needs this change (the tracker changed since the "
+                                               "plan was made)"))
+            elif now.action is not c.action or _digest_of(now) != _digest_of(c):
+                check.stale.append((c.address, "changed since the plan was made"))
+        out.append(check)
+    return out
+
+
+def _digest_of(c: Change) -> str | None:
+    return c.precondition.digest if c.precondition is not None else None
 
 
 def reread(client: scim.ScimClient, changes: list[Change], strategy: str, concurrency: int) \

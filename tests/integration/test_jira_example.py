@@ -75,3 +75,22 @@ def test_target_selects_tracker_changes(monkeypatch: pytest.MonkeyPatch) -> None
             "jira.acme-cloud.webhook"}
         with pytest.raises(PlanError, match="unknown connection 'acme-clod' \\(did you mean 'acme-cloud'\\?\\)"):
             s.plan(targets=["jira.acme-clod"])
+
+
+def test_saved_plan_with_tracker_changes_is_refused_when_jira_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A saved plan's tracker changes are checked like SCIM ones: Jira planned again, digests compared."""
+    from reconciler.saved import tracker_checks
+
+    monkeypatch.setenv("SCIM_TOKEN", "example-token")
+    monkeypatch.setenv("JIRA_CLOUD_TOKEN", CLOUD_TOKEN)
+    monkeypatch.setenv("JIRA_DC_TOKEN", DC_TOKEN)
+    scim_t, _ = scim_sandbox.transport("example-token")
+    cloud, dc = new_state("cloud"), new_state("datacenter")
+    config = load_config(EXAMPLE)
+    transports = {"platform": scim_t, "acme-cloud": transport(cloud), "acme-dc": transport(dc)}
+    with Session(config, transports=transports) as s:
+        plan = s.plan()
+        assert [st for c in tracker_checks(s, plan.changes) for st in c.stale] == []
+        dc.project("OPS").roles[dc.role_id("Developers")].add("erin")  # someone edits the role in Jira
+        stale = [st for c in tracker_checks(s, plan.changes) for st in c.stale]
+    assert stale == [('jira.acme-dc.project_role["OPS/Developers"]', "changed since the plan was made")]
