@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config.secrets import redact
 from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, Change, Plan
 from reconciler.providers import scim
 from reconciler.providers._http import current_address
@@ -24,14 +24,6 @@ from reconciler.session import Session, planners
 
 # Fewer creates than this go one request each: a Bulk request saves nothing there.
 BULK_MIN_CREATES = 2
-
-
-@dataclass
-class Outcome:
-    change: Change
-    ok: bool
-    error: str | None = None
-    duration_ms: float = 0.0
 
 
 @dataclass
@@ -109,34 +101,22 @@ class ScimApplier:
     def _parallel(self, changes: list[Change], fn: Callable[[Change], Any], report: bool = True) -> None:
         """Run ``fn`` on each change, at most ``concurrency`` at once. With ``report=False`` only a
         failure is reported (a step that a later phase completes)."""
-        if not changes:
-            return
 
-        def one(c: Change) -> None:
-            token = current_address.set(c.address)
-            t0 = time.perf_counter()
-            try:
-                blocked = self._blocked_by(c)
-                if blocked:
-                    raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
-                self._check_fresh(c)
-                fn(c)
-                if report:
-                    self._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
-            except ReconcilerError as exc:
+        def step(c: Change) -> None:
+            blocked = self._blocked_by(c)
+            if blocked:
+                raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+            self._check_fresh(c)
+            fn(c)
+
+        def done(o: Outcome) -> None:
+            if not o.ok:
                 with self._lock:
-                    self.failed.add(c.key)
-                self._done(Outcome(c, False, redact(str(exc)), (time.perf_counter() - t0) * 1000))
-            finally:
-                current_address.reset(token)
+                    self.failed.add(o.change.key)
+            if report or not o.ok:
+                self._done(o)
 
-        workers = min(self.p.concurrency, len(changes))
-        if workers == 1:
-            for c in changes:
-                one(c)
-            return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"apply-{self.p.name}") as pool:
-            list(pool.map(one, changes))
+        run_changes(changes, step, workers=self.p.concurrency, name=f"apply-{self.p.name}", on_done=done)
 
     def _done(self, o: Outcome) -> None:
         with self._lock:

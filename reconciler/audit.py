@@ -28,7 +28,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.providers._http import CallRecord
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome
+    from reconciler.execute import Outcome
 
 DEFAULT_PATH = ".reconciler/audit.jsonl"
 # CI systems' names for the person who started the run, most specific first; then the OS user.

@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import __version__
-from reconciler.apply import ApplyResult, Outcome, apply_plan
+from reconciler.apply import ApplyResult, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.config import load_config
 from reconciler.config.secrets import redact
 from reconciler.errors import ApplyError, ConfigError, ReconcilerError, StalePlanError
+from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
 from reconciler.render import RENDERERS

@@ -12,12 +12,11 @@ with usernames and a personal access token. Both are read with paged calls where
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +25,10 @@ import httpx
 from reconciler.config.models import Config
 from reconciler.config.secrets import redact, resolve
 from reconciler.errors import NotFoundError, PlanError, ProviderError, ReconcilerError, StalePlanError
+from reconciler.execute import Outcome, run_changes
 from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
-from reconciler.providers._http import BearerToken, Http, build_client, current_address
+from reconciler.providers._http import BearerToken, Http, build_client
 
 PREFIX = "jira."
 JIRA_TYPES = ("jira-cloud", "jira-datacenter")
@@ -654,28 +654,19 @@ class ConnectionApplier:
                   ("webhook", self._webhook)]
         for kind, fn in phases:
             mine = [c for c in changes if c.kind == kind]
-            if not mine:
-                continue
-            with ThreadPoolExecutor(max_workers=min(4, len(mine)), thread_name_prefix="apply-jira") as pool:
-                list(pool.map(lambda c, fn=fn: self._one(c, fn), mine))
+            run_changes(mine, functools.partial(self._step, fn=fn), workers=4, name="apply-jira",
+                        on_done=self._done)
         return self.outcomes
 
-    def _one(self, c: Change, fn: Callable[[Change], None]) -> None:
-        from reconciler.apply import Outcome
-        token = current_address.set(c.address)
-        t0 = time.perf_counter()
-        try:
-            if c.kind == "integration" and f"test_issue:{c.key}" in self.failed:
-                raise ReconcilerError(f"skipped: depends on {address(c.provider, 'test_issue', c.key)}, which failed")
-            fn(c)
-            o = Outcome(c, True, None, (time.perf_counter() - t0) * 1000)
-        except ReconcilerError as exc:
-            with self._lock:
-                self.failed.add(f"{c.kind}:{c.key}")
-            o = Outcome(c, False, redact(str(exc)), (time.perf_counter() - t0) * 1000)
-        finally:
-            current_address.reset(token)
+    def _step(self, c: Change, *, fn: Callable[[Change], None]) -> None:
+        if c.kind == "integration" and f"test_issue:{c.key}" in self.failed:
+            raise ReconcilerError(f"skipped: depends on {address(c.provider, 'test_issue', c.key)}, which failed")
+        fn(c)
+
+    def _done(self, o: Outcome) -> None:
         with self._lock:
+            if not o.ok:
+                self.failed.add(f"{o.change.kind}:{o.change.key}")
             self.outcomes.append(o)
         if self.observer is not None:
             self.observer(o)
@@ -772,7 +763,6 @@ class JiraPlanner:
             conn = conns.get(name)
             mine = [c for c in changes if c.provider == name]
             if conn is None:
-                from reconciler.apply import Outcome
                 for c in mine:
                     out.append(Outcome(c, False, f"connection '{name}' is not in the config"))
                 continue

@@ -15,9 +15,7 @@ import hashlib
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -36,12 +34,12 @@ from reconciler.errors import (
     ReconcilerError,
     ServerError,
 )
+from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
-from reconciler.providers._http import Http, Recorder, build_client, check_url, current_address
+from reconciler.providers._http import Http, Recorder, build_client, check_url
 
 if TYPE_CHECKING:
-    from reconciler.apply import Outcome
     from reconciler.integrations.models import Integration, RedmineConnection
     from reconciler.session import CheckResult, Session
 
@@ -724,30 +722,16 @@ class RedmineApplier:
         return self.outcomes
 
     def _parallel(self, changes: list[Change], fn: Callable[[Change], None]) -> None:
-        from reconciler.apply import Outcome
+        run_changes(changes, fn, workers=self.conn.concurrency, name=f"apply-redmine-{self.conn.name}",
+                    on_done=self._done)
 
-        def one(ch: Change) -> None:
-            token = current_address.set(ch.address)
-            t0 = time.perf_counter()
-            try:
-                fn(ch)
-                outcome = Outcome(ch, True, None, (time.perf_counter() - t0) * 1000)
-            except ReconcilerError as exc:
-                with self._lock:
-                    self.failed.add(ch.address)
-                outcome = Outcome(ch, False, redact(str(exc)), (time.perf_counter() - t0) * 1000)
-            finally:
-                current_address.reset(token)
-            with self._lock:
-                self.outcomes.append(outcome)
-            if self.observer is not None:
-                self.observer(outcome)
-
-        if not changes:
-            return
-        workers = min(self.conn.concurrency, len(changes))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"apply-redmine-{self.conn.name}") as pool:
-            list(pool.map(one, changes))
+    def _done(self, o: Outcome) -> None:
+        with self._lock:
+            if not o.ok:
+                self.failed.add(o.change.address)
+            self.outcomes.append(o)
+        if self.observer is not None:
+            self.observer(o)
 
     def _need(self, kind: str, key: str) -> str:
         ident = self.ids.get(f"{kind}:{key.casefold() if kind == 'user' else key}")
