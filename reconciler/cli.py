@@ -9,20 +9,19 @@ import hashlib
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from reconciler import __version__
 from reconciler.apply import ApplyResult, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
+from reconciler.clierrors import handle_errors
 from reconciler.config import load_config
 from reconciler.config.secrets import redact
-from reconciler.errors import ApplyError, ConfigError, ReconcilerError, StalePlanError
+from reconciler.errors import ApplyError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
@@ -39,44 +38,6 @@ from reconciler.saved import (
     write_saved_plan,
 )
 from reconciler.session import Session
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _err(text: str) -> None:
-    click.echo(redact(text), err=True)
-
-
-def handle_errors(fn: F) -> F:
-    """User errors become one clear message (no traceback) and exit 1."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            for d in exc.diagnostics:
-                _err(f"error: {d}")
-            _err(f"{len(exc.diagnostics)} problem(s) found in the configuration.")
-            sys.exit(1)
-        except ReconcilerError as exc:
-            _err(f"error: {exc}")
-            sys.exit(1)
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(130)
-        except click.exceptions.Exit:
-            raise
-        except (click.ClickException, click.Abort, SystemExit):
-            raise
-        except Exception as exc:  # a bug: say so plainly, never leak a secret
-            if os.environ.get("RECONCILER_DEBUG"):
-                _err(traceback.format_exc())
-            _err(f"internal error: {type(exc).__name__}: {exc} (set RECONCILER_DEBUG=1 for the traceback; "
-                 "please report it)")
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _colour(no_color: bool) -> bool:

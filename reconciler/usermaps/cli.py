@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.cli import handle_errors
+from reconciler.clierrors import handle_errors
 from reconciler.config import load_config
 from reconciler.config.loader import did_you_mean
 from reconciler.config.models import Config
