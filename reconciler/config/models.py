@@ -228,9 +228,6 @@ class Team(Item):
     """Roles and collections, sent where the provider can express them (see team_schema)."""
     providers: list[Name] | None = None
     """Only these providers get this team (default: every SCIM provider)."""
-    protect: bool = False
-    """Informational: a declared team is never deleted. To keep a team you take out of the config, list its
-    name in the provider's protect."""
 
     @property
     def key(self) -> str:
