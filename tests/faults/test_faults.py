@@ -110,10 +110,10 @@ def test_429_with_retry_after_is_waited_out(scim: ScimServer, write_config: Call
 def test_timeouts_are_retried_then_named(scim: ScimServer, write_config: Callable[..., Path]) -> None:
     members, teams = org(6, 2)
     # every membership PATCH stalls past the client's timeout: those changes fail, by name
-    faults = [Fault("stall", seconds=1.0, methods=("PATCH",), path="/Groups/"),
-              Fault("stall", seconds=1.0, methods=("GET",), path="/Users", times=1)]
+    faults = [Fault("stall", seconds=3.0, methods=("PATCH",), path="/Groups/"),
+              Fault("stall", seconds=3.0, methods=("GET",), path="/Users", times=1)]
     with fault_proxy(scim.base_url, faults) as proxy:
-        cfg = write_config(proxy.url, members=members, teams=teams, timeout=0.3, bulk="never")
+        cfg = write_config(proxy.url, members=members, teams=teams, timeout=1.0, bulk="never")
         with Session(load_config(cfg), sleep=no_sleep, attempts=2) as s:
             plan = s.plan()  # the stalled list call is retried
             result = apply_plan(s, plan)
