@@ -172,8 +172,7 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                 raise ReconcilerError("refusing to apply without confirmation: stdin is not a terminal; "
                                       "pass --auto-approve")
             click.confirm("Apply these changes?", abort=True)
-        path = audit_log or Path(os.environ.get("RECONCILER_AUDIT_LOG") or DEFAULT_PATH)
-        with AuditLog(path, commit=p.commit, plan_digest=plan_digest(p),
+        with AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
