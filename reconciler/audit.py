@@ -136,20 +136,27 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Every event in the log, oldest first. A line that is not JSON (a crash mid-write) is skipped."""
+    """Every event in the log, oldest first. A line that is not JSON (a crash mid-write) is skipped;
+    a file in which no line is an audit event is not an audit log, and an error."""
     if not path.exists():
         raise ReconcilerError(f"no audit log at {path}; pass --log PATH or set RECONCILER_AUDIT_LOG")
-    with path.open(encoding="utf-8") as fh:
+    lines = events = 0
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line:
                 continue
+            lines += 1
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(event, dict):
+            if isinstance(event, dict) and "event" in event:
+                events += 1
                 yield event
+    if lines and not events:
+        raise ReconcilerError(f"{path} is not an audit log: none of its {lines} line(s) is a JSON audit event "
+                              "(apply writes them; pass --log PATH or set RECONCILER_AUDIT_LOG)")
 
 
 def member_address_suffix(email: str) -> str:

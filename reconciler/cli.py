@@ -247,11 +247,14 @@ def check(config: Path) -> None:
     cfg = load_config(config)
     failed = False
     with Session(cfg) as session:
-        for res in session.check():
-            for step, ok, text in res.steps:
-                mark = "ok  " if ok else "FAIL"
-                click.echo(redact(f"{res.provider:<16} {step:<15} {mark} {text}"))
-            failed |= not res.ok
+        results = session.check()
+    width = max([16, *(len(r.provider) for r in results)])
+    step_width = max([15, *(len(step) for r in results for step, _, _ in r.steps)])
+    for res in results:
+        for step, ok, text in res.steps:
+            mark = "ok  " if ok else "FAIL"
+            click.echo(redact(f"{res.provider:<{width}} {step:<{step_width}} {mark} {text}"))
+        failed |= not res.ok
     if failed:
         sys.exit(1)
 

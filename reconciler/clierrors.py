@@ -40,6 +40,10 @@ def handle_errors(fn: F) -> F:
         except ReconcilerError as exc:
             _err(f"error: {exc}")
             sys.exit(1)
+        except OSError as exc:  # a path given on the command line that cannot be read or written: not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            _err(f"error: {where}{exc.strerror or exc}")
+            sys.exit(1)
         except KeyboardInterrupt:
             _err("interrupted")
             sys.exit(130)

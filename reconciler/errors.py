@@ -32,7 +32,8 @@ class ReconcilerError(Exception):
 
 @dataclass(frozen=True, order=True)
 class Diagnostic:
-    """One problem found in a config file, at a position (1-based line and column)."""
+    """One problem found in a config file, at a position (1-based line and column; 0 when the problem is
+    the path itself, such as a missing file)."""
 
     file: str
     line: int
@@ -40,6 +41,8 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        if self.line <= 0:
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 

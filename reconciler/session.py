@@ -109,9 +109,7 @@ class Session:
     # --- plan --------------------------------------------------------------
 
     def plan(self, *, targets: list[str] | None = None, allow_removals: int | None = None) -> Plan:
-        if not self.config.providers and not getattr(self.config, "connections", None):
-            raise PlanError("the config declares no providers; add one under 'providers:' (or a tracker "
-                            "under 'connections:')")
+        self._require_systems()
         self.allow_removals, self.targets = allow_removals, targets
         changes: list[Change] = []
         notes: list[str] = []
@@ -144,8 +142,14 @@ class Session:
         schemas = client.schemas() if needs_schemas else None
         return scim.plan_provider(self.config, p, live, caps, schemas)
 
+    def _require_systems(self) -> None:
+        if not self.config.providers and not getattr(self.config, "connections", None):
+            raise PlanError("the config declares no providers; add one under 'providers:' (or a tracker "
+                            "under 'connections:')")
+
     def check(self) -> list[CheckResult]:
         from reconciler.providers.check import check_provider
+        self._require_systems()
         out = [check_provider(p, self) for p in self.config.providers]
         for planner in planners():
             out += planner.check(self)
@@ -187,7 +191,7 @@ def select_targets(changes: list[Change], targets: list[str], config: Config) ->
             continue
         provider, kind, key = parse_address(t)
         if provider not in known:
-            raise PlanError(f"--target {t}: unknown provider '{provider}'")
+            raise PlanError(f"--target {t}: unknown provider '{provider}'" + did_you_mean(provider, known))
         key_l = key.lower() if kind == "user" else key
         if kind == "user" and key_l not in {m.key for m in config.members}:
             if t not in by_addr:

@@ -235,9 +235,12 @@ def _reference_misuse(doc: Document, data: Any, path: tuple[str | int, ...]) -> 
 
 def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> list[Diagnostic]:
     out = []
+    wrong_type: dict[tuple[str | int, ...], list[str]] = {}  # one value failing every member of a union
+    paths: set[tuple[str | int, ...]] = set()
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
         path, model = _data_path(doc.data, loc, root)
+        paths.add(path)
         etype = err["type"]
         last = path[-1] if path else ""
         if etype == "extra_forbidden":
@@ -248,12 +251,26 @@ def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> lis
             out.append(doc.diag(path, f"unknown key '{last}'{hint}", key=True))
         elif etype == "missing":
             out.append(doc.diag(path[:-1], f"missing required key '{loc[-1]}'"))
+        elif etype == "literal_error" and loc[-1] == "[key]":
+            # a mapping whose keys are a fixed set (severity -> priority ...): the key is wrong, not the value
+            expected = err.get("ctx", {}).get("expected", "")
+            choices = [c.strip(" '") for c in expected.replace(" or ", ", ").split(",")]
+            hint = did_you_mean(str(last), choices)
+            if not hint.startswith(" (did"):
+                hint = ""
+            out.append(doc.diag(path, f"unknown key '{last}' in '{_field_name(path[:-1])}'{hint}; valid keys: "
+                                      f"{expected}", key=True))
         elif etype in ("union_tag_invalid", "literal_error"):
             ctx = err.get("ctx", {})
             expected = ctx.get("expected_tags") or ctx.get("expected") or ""
+            if etype == "union_tag_invalid":  # the path ends at the item; point at its tag
+                tag = str(ctx.get("discriminator", "type")).strip("'")
+                if isinstance(_value_at(doc.data, path), dict):
+                    path = (*path, tag)
             got = ctx.get("tag") or _value_at(doc.data, path)
             shown = f" '{got}'" if isinstance(got, (str, int, float)) and not isinstance(got, bool) else ""
-            out.append(doc.diag(path, f"invalid value{shown} for '{last or loc[-1]}'; valid choices: {expected}"))
+            out.append(doc.diag(path, f"invalid value{shown} for '{_field_name(path) or loc[-1]}'; "
+                                      f"valid choices: {expected}"))
         elif etype == "union_tag_not_found":
             ctx = err.get("ctx", {})
             out.append(doc.diag(path, f"missing required key '{ctx.get('discriminator', 'type').strip(chr(39))}'"))
@@ -263,13 +280,70 @@ def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> lis
         elif etype == "string_pattern_mismatch":
             pattern = err.get("ctx", {}).get("pattern", "")
             out.append(doc.diag(path, f"'{last}' must match {pattern} (lower-case letters, digits, - and _)"))
+        elif etype in _TYPE_NAMES:
+            wrong_type.setdefault(path, []).append(_TYPE_NAMES[etype])
+        elif etype in ("model_type", "model_attributes_type", "dict_type"):
+            out.append(doc.diag(path, f"{_where(path)}: expected a mapping (key: value), not "
+                                      f"{_describe(_value_at(doc.data, path))}"))
         else:
             msg = err["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            where = f"'{last}'" if isinstance(last, str) and last else f"item {last}" if last != "" else "file"
-            out.append(doc.diag(path, f"{where}: {msg}"))
+            out.append(doc.diag(path, f"{_where(path)}: {msg}"))
+    for path, names in wrong_type.items():
+        if any(len(q) > len(path) and q[:len(path)] == path for q in paths):
+            continue  # a union (text or a list of text): the error inside the list says more
+        value = _value_at(doc.data, path)
+        wanted = list(dict.fromkeys(names))
+        want = wanted[0] if len(wanted) == 1 else ", ".join(wanted[:-1]) + " or " + wanted[-1]
+        hint = ""
+        if names == ["text"] and isinstance(value, (bool, int, float)):
+            hint = f"; quote it to make it text: \"{_yaml_scalar(value)}\""
+        out.append(doc.diag(path, f"{_where(path)}: expected {want}, not "
+                                  f"{_describe(value)}{hint}"))
     return out
+
+
+# pydantic's error type for a value of the wrong type -> what the config wanted, in YAML words
+_TYPE_NAMES = {"string_type": "text", "bool_type": "true/false", "bool_parsing": "true/false",
+               "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+               "float_type": "a number", "float_parsing": "a number", "list_type": "a list"}
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    name = _field_name(path)
+    return f"'{name}'" if name else "file"
+
+
+def _field_name(path: tuple[str | int, ...]) -> str:
+    """The key a value belongs to; for a list item, the list's key and the item's index."""
+    if not path:
+        return ""
+    if isinstance(path[-1], int):
+        parent = next((p for p in reversed(path) if isinstance(p, str)), "")
+        return f"{parent}[{path[-1]}]" if parent else f"item {path[-1]}"
+    return str(path[-1])
+
+
+def _yaml_scalar(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"true/false ({_yaml_scalar(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"text '{shown}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 def _value_at(data: Any, path: tuple[str | int, ...]) -> Any:

@@ -6,8 +6,10 @@ JSON Schema (``schemas/config.schema.json``), which editors use to autocomplete.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -25,6 +27,26 @@ def check_email(value: str) -> str:
     if not _EMAIL.match(value):
         raise ValueError(f"'{value}' is not a valid email address")
     return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL; write https://host/path")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"'{value}' uses plain http; only https is allowed except to loopback "
+                         "(127.0.0.1, localhost, ::1)")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Origin:
@@ -94,6 +116,11 @@ class OAuth2Auth(Model):
     scope: str | None = None
     """Space-separated scopes to request, where the authorization server wants them."""
 
+    @field_validator("token_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_http_url(v)
+
 
 Auth = Annotated[BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")]
 
@@ -151,6 +178,11 @@ class ScimProvider(Item):
     """Use SCIM Bulk for creates when the provider offers it."""
     team_schema: TeamSchema | None = None
     """Extension schema for team description and permissions."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return check_http_url(v)
 
 
 Provider = Annotated[ScimProvider, Field(discriminator="type")]

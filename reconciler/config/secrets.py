@@ -24,6 +24,8 @@ REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 SecretRef = Annotated[str, Field(pattern=SECRET_PATTERN)]
 # Field names that may (and must) hold a reference.
 CREDENTIAL_FIELDS = frozenset({"token", "client_secret", "api_token", "password", "api_key"})
+# Characters no credential holds (they cannot travel in an HTTP header).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _known: set[str] = set()
 _lock = threading.Lock()
@@ -49,8 +51,16 @@ def resolve(ref: str, field: str, base_dir: str | None = None) -> str:
             value = path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise SecretError(f"{field}: cannot read secret file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise SecretError(f"{field}: secret file {path} is not UTF-8 text") from None
         if not value:
             raise SecretError(f"{field}: secret file {path} is empty")
+    source = f"environment variable {name}" if kind == "env" else f"secret file {path}"
+    if _CONTROL.search(value):
+        # it would go into an HTTP header, where a line break is refused (and the refusal would quote it)
+        remember(value)
+        raise SecretError(f"{field}: {source} holds a line break or another control character; a credential "
+                          "is one line of text")
     remember(value)
     return value
 
@@ -69,6 +79,9 @@ def redact(text: str) -> str:
     with _lock:
         secrets = sorted(_known, key=len, reverse=True)
     for s in secrets:
-        if s in text:
-            text = text.replace(s, "***")
+        # also as Python's repr and JSON would quote it (a secret with an escape-worthy character)
+        for form in sorted({s, s.encode("unicode_escape").decode("ascii"), s.replace("\\", "\\\\")}, key=len,
+                           reverse=True):
+            if form in text:
+                text = text.replace(form, "***")
     return text

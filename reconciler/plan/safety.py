@@ -12,7 +12,7 @@ PERCENT_FLOOR = 5
 def check_removals(provider: str, changes: list[Change], managed: int, max_removals: int, max_percent: float,
                    allow: int | None) -> None:
     """Raise UnsafePlanError when a provider's removals exceed the thresholds, unless ``allow`` covers them."""
-    removals = [c for c in changes if c.provider == provider and c.action.is_removal]
+    removals = sorted((c for c in changes if c.provider == provider and c.action.is_removal), key=lambda c: c.address)
     n = len(removals)
     if n == 0 or (allow is not None and n <= allow):
         return

@@ -177,7 +177,9 @@ def test_check_rejects_plain_http_off_loopback(write_config: WriteConfig, monkey
     monkeypatch.setenv("SCIM_TOKEN", "t0ken-value")
     cfg = write_config("http://scim.example.com/v2")
     result = run("check", str(cfg))
-    assert result.exit_code == 1 and "uses plain http; only https is allowed except to loopback" in result.stdout
+    # refused when the config is loaded, at the line of base_url, before anything is contacted
+    assert result.exit_code == 1 and "uses plain http; only https is allowed except to loopback" in result.stderr
+    assert "providers.yaml:" in result.stderr and "'base_url'" in result.stderr
 
 
 # --- demo ----------------------------------------------------------------------------------------

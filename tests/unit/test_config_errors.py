@@ -39,15 +39,15 @@ def problems(tmp_path: Path, files: dict[str, str | bytes]) -> list[str]:
     pytest.param("memebrs: []\n", "m.yaml:1:1: unknown key 'memebrs' (did you mean 'members'?)",
                  id="unknown kind"),
     pytest.param("members:\n  - email: a@acme.io\n    active: maybe\n",
-                 "m.yaml:3:13: 'active': Input should be a valid boolean", id="wrong type"),
+                 "m.yaml:3:13: 'active': expected true/false, not text 'maybe'", id="wrong type"),
     pytest.param("members:\n  - email: a@acme.io\n    roles: admin\n",
-                 "m.yaml:3:12: 'roles': Input should be a valid list", id="wrong type: list"),
+                 "m.yaml:3:12: 'roles': expected a list, not text 'admin'", id="wrong type: list"),
     pytest.param("members:\n  - email: not-an-email\n",
                  "m.yaml:2:12: 'email': 'not-an-email' is not a valid email address", id="bad email"),
     pytest.param("members:\n  - given_name: A\n", "m.yaml:2:5: missing required key 'email'", id="missing key"),
     pytest.param("members:\n  - email: a@acme.io\n    title: ${env:TITLE}\n",
                  "m.yaml:3:12: secret references are allowed only in credential fields", id="env outside credential"),
-    pytest.param("members: {email: a@acme.io}\n", "m.yaml:1:10: 'members': Input should be a valid list",
+    pytest.param("members: {email: a@acme.io}\n", "m.yaml:1:10: 'members': expected a list, not a mapping",
                  id="mapping for a list"),
     pytest.param("- a\n- b\n", "m.yaml:1:1: a config file must be a mapping of kinds", id="not a mapping"),
 ])
@@ -62,7 +62,7 @@ def test_member_errors(tmp_path: Path, text: str, expected: str) -> None:
                  id="literal secret"),
     pytest.param('{type: oauth2, token_url: "https://t.example/token", client_id: c, client_secret: hunter22}',
                  "'client_secret' must be a secret reference", id="literal client secret"),
-    pytest.param("{type: kerberos}", "invalid value 'kerberos' for 'auth'; valid choices: 'bearer', 'basic', "
+    pytest.param("{type: kerberos}", "invalid value 'kerberos' for 'type'; valid choices: 'bearer', 'basic', "
                  "'oauth2'", id="unknown auth type"),
     pytest.param('{token: "${env:X}"}', "missing required key 'type'", id="auth without type"),
 ])

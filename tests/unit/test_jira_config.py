@@ -130,7 +130,7 @@ def test_bad_values_give_valid_choices(tmp_path: Path) -> None:
     assert "integrations.yaml:7:14: invalid value 'sometimes' for 'trigger'; valid choices: 'manual', " \
            "'submission-created', " \
            "'submission-triaged' or 'submission-accepted'" in text
-    assert "integrations.yaml:8:28: invalid value 'robots' for '1'; valid choices: 'researcher', 'triage', " \
+    assert "integrations.yaml:8:28: invalid value 'robots' for 'comments[1]'; valid choices: 'researcher', 'triage', " \
            "'company' or 'events'" in text
     assert "integrations.yaml:9:22: invalid value 'exclusive' for 'role_membership'; valid choices: 'additive' or " \
            "'authoritative'" in text
@@ -152,7 +152,7 @@ def test_connection_validation(tmp_path: Path) -> None:
     assert "connections.yaml:4:15: 'site_url': 'https://jira.acme.io' is not a Jira Cloud site URL; write " \
            "https://<site>.atlassian.net" in text
     assert "connections.yaml:6:16: 'api_token' must be a secret reference" in text
-    assert "connections.yaml:7:5: invalid value 'jira-server'" in text
+    assert "connections.yaml:8:11: invalid value 'jira-server' for 'type'" in text
     assert "valid choices: 'jira-cloud', 'jira-datacenter', 'redmine'" in text
 
 

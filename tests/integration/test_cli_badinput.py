@@ -1,0 +1,124 @@
+"""Bad input that needs a server to show: a real scim2-server on 127.0.0.1, a closed port, and a
+server on 127.0.0.1 that answers every request with 500. Each case: one clear error naming what
+failed (file:line:col or the URL), exit 1, no traceback, no "internal error", no secret."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import main
+from tests.servers import SCIM_TOKEN, ScimServer
+
+WriteConfig = Callable[..., Path]
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def assert_clean_failure(result: Result) -> str:
+    out = result.output
+    assert result.exit_code == 1, out
+    assert "Traceback" not in out and "internal error" not in out, out
+    assert SCIM_TOKEN not in out, out
+    return out
+
+
+def users(scim: ScimServer) -> list[str]:
+    with scim.client() as c:
+        return [u["userName"] for u in c.get("Users").json().get("Resources", [])]
+
+
+@pytest.fixture
+def cfg(scim: ScimServer, write_config: WriteConfig) -> Path:
+    return write_config(scim.base_url, members=["alice@acme.io"], teams=[{"name": "appsec",
+                                                                           "members": ["alice@acme.io"]}])
+
+
+@pytest.fixture
+def echoing_500() -> Iterator[str]:
+    """A server that fails every request with 500 and echoes the Authorization header in the body,
+    as a careless proxy does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            body = json.dumps({"detail": f"upstream failed for {self.headers.get('Authorization')}",
+                               "status": "500"}).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/scim+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v2"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_apply_with_an_audit_log_path_that_is_a_folder_changes_nothing(cfg: Path, scim: ScimServer,
+                                                                       tmp_path: Path) -> None:
+    (tmp_path / "logdir").mkdir()
+    out = assert_clean_failure(run("apply", str(cfg), "--auto-approve", "--audit-log", str(tmp_path / "logdir")))
+    assert f"error: {tmp_path / 'logdir'}: Is a directory" in out
+    assert users(scim) == []
+
+
+def test_target_with_a_misspelt_provider(cfg: Path, scim: ScimServer) -> None:
+    out = assert_clean_failure(run("plan", str(cfg), "--target", 'scim.platfrm.user["alice@acme.io"]'))
+    assert "unknown provider 'platfrm' (did you mean 'platform'?)" in out
+
+
+def test_check_reports_every_system_when_one_secret_is_missing(cfg: Path, scim: ScimServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tracker whose token variable is unset is one FAIL line; the SCIM provider is still checked."""
+    monkeypatch.delenv("QA_JIRA_TOKEN", raising=False)
+    (cfg / "connections.yaml").write_text(
+        "connections:\n  - name: acme-dc\n    type: jira-datacenter\n    base_url: http://127.0.0.1:1\n"
+        "    token: ${env:QA_JIRA_TOKEN}\n"
+        "integrations:\n  - name: ops\n    program: acme-web\n    connection: acme-dc\n    project: OPS\n"
+        "    issue_type: Task\n")
+    result = run("check", str(cfg))
+    out = assert_clean_failure(result)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("platform ") and " authentication " in line and " ok " in line for line in lines), out
+    failing = [line for line in lines if line.startswith("acme-dc ")]
+    assert len(failing) == 1 and "credentials" in failing[0] and "FAIL" in failing[0]
+    assert "environment variable QA_JIRA_TOKEN is not set" in failing[0]
+    # one column for the marks, however long a step's name is
+    columns = {max(line.find(" ok "), line.find(" FAIL ")) for line in lines}
+    assert len(columns) == 1, lines
+
+
+def test_closed_port_names_the_url(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
+    cfg = write_config("http://127.0.0.1:1/v2", members=["alice@acme.io"])
+    out = assert_clean_failure(run("plan", str(cfg)))
+    assert "cannot reach platform: connection refused (GET http://127.0.0.1:1/v2/ServiceProviderConfig)" in out
+
+
+def test_server_error_names_the_url_and_never_the_token(write_config: WriteConfig, echoing_500: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
+    cfg = write_config(echoing_500, members=["alice@acme.io"])
+    for command in (["plan"], ["check"], ["import", "--provider", "platform", "--out", str(cfg.parent / "imp")]):
+        result = run(command[0], str(cfg), *command[1:])
+        out = assert_clean_failure(result)
+        assert f"GET {echoing_500}/ServiceProviderConfig -> HTTP 500" in out, out
+        assert "Bearer ***" in out, out
