@@ -4,9 +4,7 @@ At plan time every name an integration uses (project, issue type, priority, stat
 role, fallback users, mapped accounts) is looked up, and the integration user's permissions on the
 project are compared with what the integration needs; every mismatch is one PlanError line that
 lists the valid values. Apply converges project role actors, the integration's resolved settings
-(a project property), admin webhooks (matched by name) and the activation test issue. An integration
-removed from the config is found by reconciler's own marks (its property, its webhook's name) and its
-property, webhook and recorded role grants are planned for deletion.
+(a project property), admin webhooks (matched by name) and the activation test issue.
 
 Cloud speaks REST v3 with account IDs and basic auth (email + API token); Data Center speaks REST v2
 with usernames and a personal access token. Both are read with paged calls where Jira pages.
@@ -17,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,10 +46,6 @@ ADMIN_PROJECT = ("ADMINISTER_PROJECTS", "Administer projects")
 ADMIN_GLOBAL = ("ADMINISTER", "Jira administrator (global)")
 
 PROPERTY_SCHEMA = 1
-PROPERTY_PREFIX = "reconciler.integration."
-# The default webhook name (Integration.webhook_name) and the project a default JQL filter names.
-_CONVENTION = re.compile(r"^reconciler (?P<name>[a-z0-9][a-z0-9_-]*)$")
-_JQL_PROJECT = re.compile(r'\bproject\s*=\s*"?(?P<one>[A-Z][A-Z0-9_]*)"?|\bproject\s+in\s*\((?P<many>[^)]*)\)', re.I)
 TEST_LABEL_PREFIX = "reconciler-test-"
 CLOUD_PAGE = 100
 USER_CHUNK = 50  # account IDs per /user/bulk call (keeps the URL short)
@@ -203,18 +196,6 @@ class JiraClient:
         self.http.request("PUT", f"{self.api}/project/{key}/properties/{prop}", json=value,
                           what=f"cannot store property {prop} on project {key}")
 
-    def property_keys(self, key: str) -> list[str] | None:
-        """The keys of a project's properties (one call, unpaged in Jira); None if the project is gone."""
-        try:
-            body = self._get(f"project/{key}/properties", f"cannot list the properties of project {key}")
-        except NotFoundError:
-            return None
-        return [str(k.get("key")) for k in body.get("keys") or []]
-
-    def delete_property(self, key: str, prop: str) -> None:
-        self.http.request("DELETE", f"{self.api}/project/{key}/properties/{prop}", ok=(404,),
-                          what=f"cannot delete property {prop} of project {key}")
-
     # role actors
     def add_role_users(self, key: str, rid: int, idents: list[str]) -> None:
         def recover() -> Any:  # a lost attempt may have added them already
@@ -300,7 +281,6 @@ class JiraPlan:
     notes: list[str] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    managed: int = 0  # integration records and webhooks of reconciler's seen live (the removal threshold's base)
 
 
 @dataclass
@@ -373,14 +353,6 @@ class ConnectionPlanner:
         self.live = _Live()
         # (project, role) -> (role id, membership mode, wanted identity -> member email)
         self.roles: dict[tuple[str, str], tuple[int, str, dict[str, str]]] = {}
-        # integration -> role -> (role id, identities its teams want there)
-        self.wanted_by: dict[str, dict[str, tuple[int, set[str]]]] = {}
-        # (project, role) -> (role id, identity -> removed integration that recorded granting it)
-        self.retired: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
-        # (project, role) -> (users before, users after) this plan
-        self.role_state: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
-        # properties are planned last: they record the role grants, known once the roles are planned
-        self.pending: list[tuple[Integration, Any, dict[str, Any]]] = []
 
     def problem(self, i: Integration | None, field: str | None, text: str) -> None:
         where = f"{_where(i, field)}: integration '{i.name}': " if i is not None else ""
@@ -408,11 +380,7 @@ class ConnectionPlanner:
         for i in ints:
             self._plan_integration(i)
         if not self.out.problems:
-            self._plan_removed(ints)
             self._plan_role_changes()
-            for i, recorded, settings in self.pending:
-                settings["grants"] = self._grants(i, recorded)
-                self._plan_property(i, recorded, settings)
         return self.out
 
     def _check_accounts(self, mapped: dict[str, str], fallbacks: list[Any]) -> None:
@@ -516,9 +484,7 @@ class ConnectionPlanner:
         test_changes, exists = self._plan_test_issue(i, settings, bool(rec.get("testIssueCreated")))
         settings["testIssueCreated"] = exists
         self.out.changes += test_changes
-        if recorded is not None:
-            self.out.managed += 1
-        self.pending.append((i, recorded, settings))
+        self._plan_property(i, recorded, settings)
         self._plan_roles(i, role_ids)
         self._plan_webhook(i, rec)
 
@@ -607,7 +573,6 @@ class ConnectionPlanner:
                 by_role.setdefault(role, {})[ids[0]] = m.email
         for role in sorted(set(i.team_roles.values())):
             self._role_change(i, role, role_ids[role], by_role.get(role, {}))
-            self.wanted_by.setdefault(i.name, {})[role] = (role_ids[role], set(by_role.get(role, {})))
 
     def _role_change(self, i: Integration, role: str, rid: int, wanted: dict[str, str]) -> None:
         """Remember who the integration wants in the role; several integrations may grant the same one."""
@@ -615,17 +580,10 @@ class ConnectionPlanner:
         slot[2].update(wanted)
 
     def _plan_role_changes(self) -> None:
-        for project, role in sorted(self.roles.keys() | self.retired.keys()):
-            rid, mode, wanted = self.roles.get((project, role)) or (self.retired[(project, role)][0], "additive", {})
+        for (project, role), (rid, mode, wanted) in sorted(self.roles.items()):
             key = f"{project}/{role}"
             a = address(self.conn.name, "project_role", key)
-            try:
-                live = self.client.role_users(project, rid)
-            except NotFoundError:
-                if (project, role) in self.roles:
-                    raise
-                self.out.notes.append(f"{a}: role id {rid}, recorded by a removed integration, no longer exists")
-                continue
+            live = self.client.role_users(project, rid)
             if mode == "authoritative":
                 after = set(wanted)
                 if self.live.me in live and self.live.me not in after:
@@ -633,18 +591,11 @@ class ConnectionPlanner:
                     self.out.notes.append(f"{a}: the integration user keeps its place in the role")
             else:
                 after = set(live) | set(wanted)
-            # what removed integrations granted, unless a declared one still wants it (never the integration user)
-            granted_by = self.retired.get((project, role), (rid, {}))[1]
-            revoke = {u for u in granted_by if u in live and u not in wanted and u != self.live.me}
-            after -= revoke
-            self.role_state[(project, role)] = (set(live), set(after))
             before_l, after_l = sorted(live), sorted(after)
             if before_l == after_l:
                 continue
             refs = {"project": project, "role_id": str(rid), "membership": mode}
             refs.update({f"member:{ident}": email for ident, email in wanted.items()})
-            if revoke:
-                refs["removed_integrations"] = ",".join(sorted({granted_by[u] for u in revoke}))
             self.out.changes.append(Change(self.conn.name, "project_role", key, Action.UPDATE, a,
                                            before={"users": before_l}, after={"users": after_l},
                                            diff=[AttributeChange("users", before_l, after_l)], id=str(rid),
