@@ -234,6 +234,7 @@ class JiraSandbox:
             ("GET", re.compile(rf"^{r}/mypermissions$"), self.mypermissions),
             ("GET", re.compile(rf"^{r}/user/bulk$"), self.user_bulk),
             ("GET", re.compile(rf"^{r}/user/list$"), self.user_list),
+            ("GET", re.compile(rf"^{r}/user/search$"), self.user_search),
             ("GET", re.compile(rf"^{r}/user$"), self.user_get),
             ("POST", re.compile(rf"^{r}/search/jql$"), self.search_jql),
             ("POST", re.compile(rf"^{r}/search$"), self.search_dc),
@@ -512,6 +513,17 @@ class JiraSandbox:
             out["nextCursor"] = str(start + size)
             out["nextPage"] = f"{self._base}{self.api}/user/list?cursor={start + size}&maxResults={size}"
         return 200, out
+
+    def user_search(self, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
+        """Users whose email, display name or id starts with the text (Cloud: query=, DC: username=);
+        a plain list, as both flavours answer."""
+        text = (query.get("query") or query.get("username") or [""])[0].casefold()
+        if not text:
+            raise HttpError(400, "The query parameter 'query' (Cloud) or 'username' (Data Center) is required.")
+        size = int(query.get("maxResults", ["50"])[0])
+        hits = [u for u in sorted(self.state.users.values(), key=lambda u: u.id)
+                if any(f.casefold().startswith(text) for f in (u.email, u.display_name, u.id))]
+        return 200, [self._user(u) for u in hits[:size]]
 
     def user_get(self, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
         ident = (query.get("accountId") or query.get("username") or [""])[0]

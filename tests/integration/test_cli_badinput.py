@@ -5,6 +5,8 @@ failed (file:line:col or the URL), exit 1, no traceback, no "internal error", no
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -122,3 +124,48 @@ def test_server_error_names_the_url_and_never_the_token(write_config: WriteConfi
         out = assert_clean_failure(result)
         assert f"GET {echoing_500}/ServiceProviderConfig -> HTTP 500" in out, out
         assert "Bearer ***" in out, out
+
+
+# --- what the docs show, against the Jira sandbox served on a socket --------------------------------
+
+@pytest.fixture
+def served_jira_cloud() -> Iterator[dict[str, str]]:
+    """`reconciler sandbox jira` on a free port; yields the variables it prints."""
+    exe = Path(sys.executable).parent / "reconciler"
+    proc = subprocess.Popen([str(exe), "sandbox", "jira", "--flavour", "cloud", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    info: dict[str, str] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "=" in line:
+                k, v = line.strip().split("=", 1)
+                info[k] = v
+            if line.startswith("("):
+                break
+        yield info
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_usermaps_resolve_against_the_sandbox(served_jira_cloud: dict[str, str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/usermaps.md: resolve finds a member's Jira account by email; the sandbox answers user search."""
+    monkeypatch.setenv("QA_JIRA_TOKEN", served_jira_cloud["JIRA_API_TOKEN"])
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "config.yaml").write_text(
+        "connections:\n  - name: acme-cloud\n    type: jira-cloud\n"
+        f"    site_url: {served_jira_cloud['JIRA_SITE_URL']}\n    email: {served_jira_cloud['JIRA_EMAIL']}\n"
+        "    api_token: ${env:QA_JIRA_TOKEN}\n"
+        "members:\n  - email: carol@acme.io\n  - email: nobody@acme.io\n")
+    result = run("usermaps", "resolve", str(cfg), "--connection", "acme-cloud", "--write")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("+ carol@acme.io") and "found" in line for line in lines), lines
+    assert any(line.startswith("- nobody@acme.io") and "not-found" in line for line in lines), lines
+    explained = run("usermaps", "explain", str(cfg), "carol@acme.io", "--system", "acme-cloud")
+    assert "acme-cloud (jira-cloud): 5b10ac8d82e05b22cc7d4e02" in explained.stdout, explained.output
