@@ -45,7 +45,28 @@ class _Connection(Item):
     """A PEM file of CA certificates to trust instead of the system's."""
 
 
-class JiraCloudConnection(_Connection):
+class _JiraConnection(_Connection):
+    scan_projects: list[str] = Field(default_factory=list)
+    """Projects also searched for integrations reconciler recorded that the config no longer declares (besides
+    the projects the connection's integrations name and those reconciler's own webhooks point at)."""
+    protect: list[str] = Field(default_factory=list)
+    """Names of removed integrations whose property, webhook and role grants are never deleted."""
+    max_removals: int = Field(default=500, ge=0)
+    """Refuse a plan that would delete more integration records and webhooks than this."""
+    max_removal_percent: float = Field(default=20.0, ge=0, le=100)
+    """Refuse a plan that would delete more than this share of the integration records and webhooks."""
+
+    @field_validator("scan_projects")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        bad = [k for k in v if not _PROJECT_KEY.match(k)]
+        if bad:
+            raise ValueError(f"'{bad[0]}' is not a Jira project key; a key is an upper-case letter followed by "
+                             "upper-case letters, digits or _ (e.g. SEC)")
+        return v
+
+
+class JiraCloudConnection(_JiraConnection):
     """A Jira Cloud site, reached as the integration user with email + API token (HTTP basic auth)."""
 
     name: Name
@@ -73,7 +94,7 @@ class JiraCloudConnection(_Connection):
         return self.site_url
 
 
-class JiraDataCenterConnection(_Connection):
+class JiraDataCenterConnection(_JiraConnection):
     """A Jira Server / Data Center instance, reached with the integration user's personal access token."""
 
     name: Name

@@ -4,7 +4,9 @@ At plan time every name an integration uses (project, issue type, priority, stat
 role, fallback users, mapped accounts) is looked up, and the integration user's permissions on the
 project are compared with what the integration needs; every mismatch is one PlanError line that
 lists the valid values. Apply converges project role actors, the integration's resolved settings
-(a project property), admin webhooks (matched by name) and the activation test issue.
+(a project property), admin webhooks (matched by name) and the activation test issue. An integration
+removed from the config is found by reconciler's own marks (its property, its webhook's name) and its
+property, webhook and recorded role grants are planned for deletion.
 
 Cloud speaks REST v3 with account IDs and basic auth (email + API token); Data Center speaks REST v2
 with usernames and a personal access token. Both are read with paged calls where Jira pages.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,10 +27,11 @@ import httpx
 
 from reconciler.config.models import Config
 from reconciler.config.secrets import redact, resolve
-from reconciler.errors import NotFoundError, PlanError, ProviderError, ReconcilerError, StalePlanError
+from reconciler.errors import AuthError, NotFoundError, PlanError, ProviderError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome, run_changes
 from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
+from reconciler.plan.safety import check_removals
 from reconciler.providers._http import BearerToken, Http, build_client
 
 PREFIX = "jira."
@@ -46,6 +50,10 @@ ADMIN_PROJECT = ("ADMINISTER_PROJECTS", "Administer projects")
 ADMIN_GLOBAL = ("ADMINISTER", "Jira administrator (global)")
 
 PROPERTY_SCHEMA = 1
+PROPERTY_PREFIX = "reconciler.integration."
+# The default webhook name (Integration.webhook_name) and the project a default JQL filter names.
+_CONVENTION = re.compile(r"^reconciler (?P<name>[a-z0-9][a-z0-9_-]*)$")
+_JQL_PROJECT = re.compile(r'\bproject\s*=\s*"?(?P<one>[A-Z][A-Z0-9_]*)"?|\bproject\s+in\s*\((?P<many>[^)]*)\)', re.I)
 TEST_LABEL_PREFIX = "reconciler-test-"
 CLOUD_PAGE = 100
 USER_CHUNK = 50  # account IDs per /user/bulk call (keeps the URL short)
@@ -196,6 +204,18 @@ class JiraClient:
         self.http.request("PUT", f"{self.api}/project/{key}/properties/{prop}", json=value,
                           what=f"cannot store property {prop} on project {key}")
 
+    def property_keys(self, key: str) -> list[str] | None:
+        """The keys of a project's properties (one call, unpaged in Jira); None if the project is gone."""
+        try:
+            body = self._get(f"project/{key}/properties", f"cannot list the properties of project {key}")
+        except NotFoundError:
+            return None
+        return [str(k.get("key")) for k in body.get("keys") or []]
+
+    def delete_property(self, key: str, prop: str) -> None:
+        self.http.request("DELETE", f"{self.api}/project/{key}/properties/{prop}", ok=(404,),
+                          what=f"cannot delete property {prop} of project {key}")
+
     # role actors
     def add_role_users(self, key: str, rid: int, idents: list[str]) -> None:
         def recover() -> Any:  # a lost attempt may have added them already
@@ -281,6 +301,7 @@ class JiraPlan:
     notes: list[str] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    managed: int = 0  # integration records and webhooks of reconciler's seen live (the removal threshold's base)
 
 
 @dataclass
@@ -353,6 +374,14 @@ class ConnectionPlanner:
         self.live = _Live()
         # (project, role) -> (role id, membership mode, wanted identity -> member email)
         self.roles: dict[tuple[str, str], tuple[int, str, dict[str, str]]] = {}
+        # integration -> role -> (role id, identities its teams want there)
+        self.wanted_by: dict[str, dict[str, tuple[int, set[str]]]] = {}
+        # (project, role) -> (role id, identity -> removed integration that recorded granting it)
+        self.retired: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
+        # (project, role) -> (users before, users after) this plan
+        self.role_state: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+        # properties are planned last: they record the role grants, known once the roles are planned
+        self.pending: list[tuple[Integration, Any, dict[str, Any]]] = []
 
     def problem(self, i: Integration | None, field: str | None, text: str) -> None:
         where = f"{_where(i, field)}: integration '{i.name}': " if i is not None else ""
@@ -380,7 +409,11 @@ class ConnectionPlanner:
         for i in ints:
             self._plan_integration(i)
         if not self.out.problems:
+            self._plan_removed(ints)
             self._plan_role_changes()
+            for i, recorded, settings in self.pending:
+                settings["grants"] = self._grants(i, recorded)
+                self._plan_property(i, recorded, settings)
         return self.out
 
     def _check_accounts(self, mapped: dict[str, str], fallbacks: list[Any]) -> None:
@@ -484,7 +517,9 @@ class ConnectionPlanner:
         test_changes, exists = self._plan_test_issue(i, settings, bool(rec.get("testIssueCreated")))
         settings["testIssueCreated"] = exists
         self.out.changes += test_changes
-        self._plan_property(i, recorded, settings)
+        if recorded is not None:
+            self.out.managed += 1
+        self.pending.append((i, recorded, settings))
         self._plan_roles(i, role_ids)
         self._plan_webhook(i, rec)
 
@@ -573,6 +608,7 @@ class ConnectionPlanner:
                 by_role.setdefault(role, {})[ids[0]] = m.email
         for role in sorted(set(i.team_roles.values())):
             self._role_change(i, role, role_ids[role], by_role.get(role, {}))
+            self.wanted_by.setdefault(i.name, {})[role] = (role_ids[role], set(by_role.get(role, {})))
 
     def _role_change(self, i: Integration, role: str, rid: int, wanted: dict[str, str]) -> None:
         """Remember who the integration wants in the role; several integrations may grant the same one."""
@@ -580,10 +616,17 @@ class ConnectionPlanner:
         slot[2].update(wanted)
 
     def _plan_role_changes(self) -> None:
-        for (project, role), (rid, mode, wanted) in sorted(self.roles.items()):
+        for project, role in sorted(self.roles.keys() | self.retired.keys()):
+            rid, mode, wanted = self.roles.get((project, role)) or (self.retired[(project, role)][0], "additive", {})
             key = f"{project}/{role}"
             a = address(self.conn.name, "project_role", key)
-            live = self.client.role_users(project, rid)
+            try:
+                live = self.client.role_users(project, rid)
+            except NotFoundError:
+                if (project, role) in self.roles:
+                    raise
+                self.out.notes.append(f"{a}: role id {rid}, recorded by a removed integration, no longer exists")
+                continue
             if mode == "authoritative":
                 after = set(wanted)
                 if self.live.me in live and self.live.me not in after:
@@ -591,11 +634,18 @@ class ConnectionPlanner:
                     self.out.notes.append(f"{a}: the integration user keeps its place in the role")
             else:
                 after = set(live) | set(wanted)
+            # what removed integrations granted, unless a declared one still wants it (never the integration user)
+            granted_by = self.retired.get((project, role), (rid, {}))[1]
+            revoke = {u for u in granted_by if u in live and u not in wanted and u != self.live.me}
+            after -= revoke
+            self.role_state[(project, role)] = (set(live), set(after))
             before_l, after_l = sorted(live), sorted(after)
             if before_l == after_l:
                 continue
             refs = {"project": project, "role_id": str(rid), "membership": mode}
             refs.update({f"member:{ident}": email for ident, email in wanted.items()})
+            if revoke:
+                refs["removed_integrations"] = ",".join(sorted({granted_by[u] for u in revoke}))
             self.out.changes.append(Change(self.conn.name, "project_role", key, Action.UPDATE, a,
                                            before={"users": before_l}, after={"users": after_l},
                                            diff=[AttributeChange("users", before_l, after_l)], id=str(rid),
@@ -636,37 +686,174 @@ class ConnectionPlanner:
                                            address(self.conn.name, "webhook", str(recorded_name)), before=before,
                                            id=_webhook_id(old), precondition=Precondition(digest=_digest(before))))
 
+    # --- grants and removed integrations ---------------------------------------------
+
+    def _grants(self, i: Integration, recorded: Any) -> dict[str, Any]:
+        """Who this integration put in each role, recorded in its property so that removing the integration
+        removes exactly that. Authoritative: its teams' members. Additive: those it added (not there before)
+        and those recorded earlier that are still in the role; someone already in the role was not its grant."""
+        rec = recorded.get("grants") if isinstance(recorded, dict) else None
+        rec = rec if isinstance(rec, dict) else {}
+        out: dict[str, Any] = {}
+        for role, (rid, wanted) in sorted(self.wanted_by.get(i.name, {}).items()):
+            before, after = self.role_state.get((i.project, role), (set(), set(wanted)))
+            if i.role_membership == "authoritative":
+                users = set(wanted)
+            else:
+                old = rec.get(role)
+                had = {str(u) for u in old.get("users") or []} if isinstance(old, dict) else set()
+                users = (had & after) | (wanted - before)
+            users.discard(self.live.me)
+            out[role] = {"id": str(rid), "users": sorted(users)}
+        return out
+
+    def _plan_removed(self, ints: list[Integration]) -> None:
+        """Integrations reconciler recorded on this connection that the config no longer declares.
+
+        Jira has no call that lists a property across projects by key prefix (Cloud's project search takes
+        property keys, not a prefix, and Data Center has no property search), so the projects searched are
+        those this connection's integrations name, ``scan_projects``, and the projects named by the JQL of
+        webhooks that carry reconciler's default name ('reconciler <integration>') for an undeclared
+        integration: one property-key list per project, bounded by the config, not by the size of Jira.
+        """
+        declared = {i.name: i.project for i in ints}
+        site = {c.name for c in jira_connections(self.config) if c.url == self.conn.url}
+        declared_hooks = {str(i.webhook_name()) for i in getattr(self.config, "integrations", [])
+                          if i.connection in site and i.webhook is not None}
+        others = {c.name for c in getattr(self.config, "connections", [])} - {self.conn.name}
+        projects = set(declared.values()) | set(self.conn.scan_projects)
+        hooks = self._webhooks_if_allowed()
+        by_convention: dict[str, dict[str, Any]] = {}
+        for w in hooks or []:
+            m = _CONVENTION.match(str(w.get("name")))
+            if m is None or m.group("name") in declared:
+                continue
+            if str(w.get("name")) not in declared_hooks:
+                by_convention[m.group("name")] = w
+            jql = str((w.get("filters") or {}).get("issue-related-events-section") or "")
+            for hit in _JQL_PROJECT.finditer(jql):
+                keys = [hit.group("one")] if hit.group("one") else re.split(r"[\s,\"]+", hit.group("many") or "")
+                projects.update(k.upper() for k in keys if k)
+        self.out.managed += sum(1 for w in hooks or [] if str(w.get("name")) in declared_hooks)
+        seen: set[str] = set()
+        for project in sorted(projects):
+            for key in sorted(self.client.property_keys(project) or []):
+                name = key[len(PROPERTY_PREFIX):] if key.startswith(PROPERTY_PREFIX) else None
+                if not name:
+                    continue
+                if name in declared:
+                    if declared[name] != project:
+                        self.out.notes.append(f"{address(self.conn.name, 'integration', name)}: moved from "
+                                              f"{project} to {declared[name]}; its record on {project} is left")
+                    continue
+                rec = self.client.get_property(project, key)
+                if not isinstance(rec, dict) or rec.get("managedBy") != "reconciler" or name in seen:
+                    continue
+                seen.add(name)  # its webhook goes with its record (or stays with it)
+                if rec.get("connection") not in others:  # else another connection of this config owns it
+                    self._remove(project, name, key, rec, declared_hooks, hooks)
+        for name, w in sorted(by_convention.items()):
+            if name in seen or name in self.conn.protect:
+                continue
+            self._delete_webhook(w, name)
+
+    def _webhooks_if_allowed(self) -> list[dict[str, Any]] | None:
+        """The admin webhooks, or None when the integration user may not list them: then it cannot have
+        created any either (webhooks need a Jira administrator), so there is nothing of reconciler's to find."""
+        if self.live.webhooks is None:
+            try:
+                self.live.webhooks = self.client.webhooks()
+            except AuthError:
+                return None
+        return self.live.webhooks
+
+    def _remove(self, project: str, name: str, key: str, rec: dict[str, Any], declared_hooks: set[str],
+                hooks: list[dict[str, Any]] | None) -> None:
+        a = address(self.conn.name, "integration", name)
+        self.out.managed += 1
+        if name in self.conn.protect:
+            self.out.protected.append(a)
+            return
+        notes = []
+        if rec.get("testIssueCreated") and not rec.get("deleteTestIssue"):
+            notes.append(f"its activation test issue (label {TEST_LABEL_PREFIX}{name}) is an issue and is left")
+        self.out.changes.append(Change(self.conn.name, "integration", name, Action.DELETE, a, before=rec, id=project,
+                                       refs={"project": project, "property": key}, notes=notes,
+                                       precondition=Precondition(digest=_digest(rec))))
+        hook = rec.get("webhook")
+        if hook and str(hook) not in declared_hooks:
+            live = {str(w.get("name")): w for w in hooks or []}.get(str(hook))
+            if hooks is None:
+                self.out.notes.append(f"{a}: its webhook '{hook}' cannot be removed: listing admin webhooks "
+                                      "needs the Jira administrator permission")
+            elif live is not None:
+                self._delete_webhook(live, name)
+        grants = rec.get("grants")
+        for role, g in sorted(grants.items() if isinstance(grants, dict) else []):
+            if not isinstance(g, dict) or not str(g.get("id", "")).isdigit():
+                continue
+            slot = self.retired.setdefault((project, str(role)), (int(g["id"]), {}))
+            for ident in g.get("users") or []:
+                slot[1].setdefault(str(ident), name)
+
+    def _delete_webhook(self, w: dict[str, Any], integration: str) -> None:
+        name = str(w.get("name"))
+        a = address(self.conn.name, "webhook", name)
+        if any(c.address == a for c in self.out.changes):
+            return
+        self.out.managed += 1
+        before = _live_webhook(w)
+        self.out.changes.append(Change(self.conn.name, "webhook", name, Action.DELETE, a, before=before,
+                                       id=_webhook_id(w), refs={"integration": integration},
+                                       precondition=Precondition(digest=_digest(before))))
+
 
 # --- apply ----------------------------------------------------------------------------
 
 class ConnectionApplier:
-    """Applies one connection's changes: roles, then test issues, then settings properties, then webhooks."""
+    """Applies one connection's changes: roles, then test issues, then settings properties, then webhooks.
+    A removed integration's record goes after the role grants it lists (a failed revoke keeps the record, so
+    a re-run finds what is left), and its webhook last: until then the webhook's name still leads to it."""
 
     def __init__(self, client: JiraClient, observer: Callable[[Any], None] | None) -> None:
         self.client = client
         self.observer = observer
         self.outcomes: list[Any] = []
         self.failed: set[str] = set()
+        self.failed_changes: list[Change] = []
         self._lock = threading.Lock()
 
     def run(self, changes: list[Change]) -> list[Any]:
-        phases = [("project_role", self._role), ("test_issue", self._test_issue), ("integration", self._property),
-                  ("webhook", self._webhook)]
-        for kind, fn in phases:
-            mine = [c for c in changes if c.kind == kind]
-            run_changes(mine, functools.partial(self._step, fn=fn), workers=4, name="apply-jira",
+        def removal(c: Change) -> bool:
+            return (c.kind == "integration" and c.action is Action.DELETE) or "integration" in c.refs
+        phases = [[c for c in changes if c.kind == "project_role"], [c for c in changes if c.kind == "test_issue"],
+                  [c for c in changes if c.kind == "integration" and not removal(c)],
+                  [c for c in changes if c.kind == "webhook" and not removal(c)],
+                  [c for c in changes if c.kind == "integration" and removal(c)],
+                  [c for c in changes if c.kind == "webhook" and removal(c)]]
+        fns = {"project_role": self._role, "test_issue": self._test_issue, "integration": self._property,
+               "webhook": self._webhook}
+        for mine in phases:
+            run_changes(mine, functools.partial(self._step, fns=fns), workers=4, name="apply-jira",
                         on_done=self._done)
         return self.outcomes
 
-    def _step(self, c: Change, *, fn: Callable[[Change], None]) -> None:
+    def _step(self, c: Change, *, fns: Mapping[str, Callable[[Change], None]]) -> None:
         if c.kind == "integration" and f"test_issue:{c.key}" in self.failed:
             raise ReconcilerError(f"skipped: depends on {address(c.provider, 'test_issue', c.key)}, which failed")
-        fn(c)
+        gone = c.key if c.kind == "integration" and c.action is Action.DELETE else c.refs.get("integration")
+        if gone:  # a removed integration: its record stays while a grant it lists is still there
+            for f in self.failed_changes:
+                if gone in f.refs.get("removed_integrations", "").split(",") or (f.kind, f.key) == ("integration",
+                                                                                                  gone):
+                    raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
+        fns[c.kind](c)
 
     def _done(self, o: Outcome) -> None:
         with self._lock:
             if not o.ok:
                 self.failed.add(f"{o.change.kind}:{o.change.key}")
+                self.failed_changes.append(o.change)
             self.outcomes.append(o)
         if self.observer is not None:
             self.observer(o)
@@ -703,9 +890,15 @@ class ConnectionApplier:
             self.client.delete_issue(str(issue.get("key") or issue.get("id")))
 
     def _property(self, c: Change) -> None:
-        assert c.after is not None
         project, prop = str(c.refs["project"]), str(c.refs["property"])
-        self._stale(c, self.client.get_property(project, prop))
+        live = self.client.get_property(project, prop)
+        if c.action is Action.DELETE:
+            if live is not None:
+                self._stale(c, live)
+                self.client.delete_property(project, prop)
+            return
+        assert c.after is not None
+        self._stale(c, live)
         self.client.put_property(project, prop, c.after)
 
     def _webhook(self, c: Change) -> None:
@@ -740,7 +933,8 @@ class JiraPlanner:
     def plan(self, session: Any) -> JiraPlan:
         total = JiraPlan()
         for conn in jira_connections(session.config):
-            if not integrations_for(session.config, conn.name) and not _mapped(session.config, conn.name):
+            if not integrations_for(session.config, conn.name) and not _mapped(session.config, conn.name) \
+                    and not conn.scan_projects:
                 continue
             client = self._connect(session, conn)
             try:
@@ -749,9 +943,13 @@ class JiraPlanner:
                 raise PlanError(f"cannot plan Jira connection '{conn.name}': {exc}") from exc
             finally:
                 client.close()
+            if not session.targets and not part.problems:
+                check_removals(conn.name, part.changes, part.managed, conn.max_removals, conn.max_removal_percent,
+                               session.allow_removals)
             total.changes += part.changes
             total.notes += part.notes
             total.problems += part.problems
+            total.protected += part.protected
         if total.problems:
             raise PlanError(f"{len(total.problems)} integration problem(s) found in the live Jira:", total.problems)
         return total

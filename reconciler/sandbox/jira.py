@@ -224,6 +224,7 @@ class JiraSandbox:
             ("GET", re.compile(rf"^{r}/project/(?P<key>[^/]+)/role/(?P<rid>\d+)$"), self.role_get),
             ("POST", re.compile(rf"^{r}/project/(?P<key>[^/]+)/role/(?P<rid>\d+)$"), self.role_add),
             ("DELETE", re.compile(rf"^{r}/project/(?P<key>[^/]+)/role/(?P<rid>\d+)$"), self.role_remove),
+            ("GET", re.compile(rf"^{r}/project/(?P<key>[^/]+)/properties$"), self.prop_keys),
             ("GET", re.compile(rf"^{r}/project/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)$"), self.prop_get),
             ("PUT", re.compile(rf"^{r}/project/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)$"), self.prop_put),
             ("DELETE", re.compile(rf"^{r}/project/(?P<key>[^/]+)/properties/(?P<prop>[^/]+)$"), self.prop_delete),
@@ -447,6 +448,11 @@ class JiraSandbox:
             raise HttpError(404, f"'{user}' is not a member of the project role.")
         current.discard(user)
         return 204, None
+
+    def prop_keys(self, key: str, **_: Any) -> tuple[int, Any]:
+        p = self._find_project(key)
+        return 200, {"keys": [{"key": k, "self": f"{self._base}{self.api}/project/{p.key}/properties/{k}"}
+                              for k in sorted(p.properties)]}
 
     def prop_get(self, key: str, prop: str, **_: Any) -> tuple[int, Any]:
         p = self._find_project(key)
