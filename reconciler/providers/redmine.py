@@ -529,30 +529,32 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
     roles_wanted: dict[str, dict[str, set[str]]] = {}  # project -> group -> role names
     authoritative_projects: set[str] = set()
     for i in integ:
-        where = f"integration '{i.name}' ({_at(i)})"
+        def where(field: str, i: Integration = i) -> str:
+            """file:line:col of the offending value first, as every config error is reported."""
+            return f"{_at(i, field)}: integration '{i.name}'"
         project = live.projects.get(i.project)
         if project is None:
             choices = sorted(str(p.get("identifier")) for p in live.all_projects)
-            problems.append(f"{where}: project '{i.project}' does not exist on Redmine '{c}' (or the API key "
-                            f"cannot see it); valid projects: {', '.join(choices) or '(none)'}")
+            problems.append(f"{where('project')}: project '{i.project}' does not exist on Redmine '{c}' (or the "
+                            f"API key cannot see it); valid projects: {', '.join(choices) or '(none)'}")
             continue
         tracker = _canon(i.issue_type, live.trackers)
         if tracker is None:
-            problems.append(f"{where}: issue_type '{i.issue_type}' is not a Redmine tracker; valid trackers: "
-                            f"{_valid(live.trackers)}")
+            problems.append(f"{where('issue_type')}: issue_type '{i.issue_type}' is not a Redmine tracker; "
+                            f"valid trackers: {_valid(live.trackers)}")
         for sev, name in sorted(i.priorities.items()):
             if _canon(name, live.priorities) is None:
-                problems.append(f"{where}: priorities.{sev} '{name}' is not an active Redmine priority; valid "
-                                f"priorities: {_valid(live.priorities)}")
+                problems.append(f"{where(f'priorities.{sev}')}: priorities.{sev} '{name}' is not an active "
+                                f"Redmine priority; valid priorities: {_valid(live.priorities)}")
         for st, name in sorted(i.statuses.items()):
             if _canon(name, live.statuses) is None:
-                problems.append(f"{where}: statuses.{st} '{name}' is not a Redmine issue status; valid "
-                                f"statuses: {_valid(live.statuses)}")
+                problems.append(f"{where(f'statuses.{st}')}: statuses.{st} '{name}' is not a Redmine issue "
+                                f"status; valid statuses: {_valid(live.statuses)}")
         for team, role in sorted(i.team_roles.items()):
             canon = _canon(role, live.roles)
             if canon is None:
-                problems.append(f"{where}: team_roles.{team} '{role}' is not a Redmine role; valid roles: "
-                                f"{_valid(live.roles)}")
+                problems.append(f"{where(f'team_roles.{team}')}: team_roles.{team} '{role}' is not a Redmine "
+                                f"role; valid roles: {_valid(live.roles)}")
                 continue
             roles_wanted.setdefault(i.project, {}).setdefault(team, set()).add(canon)
         if i.role_membership == "authoritative":

@@ -379,7 +379,11 @@ def test_wrong_names_fail_the_plan_with_the_valid_values(redmine: Redmine, tmp_p
     assert "team_roles.appsec 'Dev' is not a Redmine role; valid roles: Developer, Manager, Reporter" in text
     assert "project 'web-app' does not exist on Redmine 'tracker' (or the API key cannot see it); valid " \
            "projects: sec" in text
-    assert "integrations.yaml:2:3): issue_type" in text  # each problem names where the integration is declared
+    # each problem starts with where its value is: file:line:col of the wrong issue type, then the integration
+    lines = (cfg / "integrations.yaml").read_text().splitlines()
+    row = next(n for n, line in enumerate(lines, 1) if "issue_type: Bugz" in line)
+    col = lines[row - 1].index("Bugz") + 1
+    assert f"integrations.yaml:{row}:{col}: integration 'sec-findings': issue_type 'Bugz'" in text
     # the CLI: the same message, exit 1, no traceback
     result = CliRunner().invoke(main, ["plan", str(cfg)])
     assert result.exit_code == 1
