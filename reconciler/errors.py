@@ -23,6 +23,7 @@ HTTP statuses are mapped to these classes in one place,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -41,9 +42,14 @@ class Diagnostic:
     message: str
 
     def __str__(self) -> str:
+        # one line per problem, whatever the offending value holds (a quoted "\n" in YAML ...)
+        message = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), self.message)
         if self.line <= 0:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+            return f"{self.file}: {message}"
+        return f"{self.file}:{self.line}:{self.column}: {message}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ConfigError(ReconcilerError):

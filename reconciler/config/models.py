@@ -67,7 +67,9 @@ class Origin:
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=False)
+    # no inf/nan: 'timeout: 1e400' or 'max_removal_percent: .nan' is a mistake, not a setting
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=False,
+                              allow_inf_nan=False)
 
 
 class Item(Model):

@@ -218,3 +218,17 @@ def test_a_union_value_gets_one_error(tmp_path: Path) -> None:
                                              "    identities: {jenkins: [1]}\n"})
     out = assert_clean_failure(run("validate", str(cfg)))
     assert out.count("error: ") == 1 and "1 problem(s) found" in out, out
+
+
+def test_infinite_and_nan_numbers_are_refused(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", {"p.yaml": PROVIDER + "    timeout: 1e400\n    max_removal_percent: .nan\n"})
+    out = assert_clean_failure(run("validate", str(cfg)))
+    assert "p.yaml:6:14: 'timeout': Input should be a finite number" in out
+    assert "p.yaml:7:26: 'max_removal_percent': Input should be a finite number" in out
+
+
+def test_a_value_with_a_line_break_stays_on_one_line(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", {"m.yaml": 'members:\n  - email: "a@acme.io\\nx"\n'})
+    out = assert_clean_failure(run("validate", str(cfg)))
+    assert "m.yaml:2:12: 'email': 'a@acme.io\\nx' is not a valid email address" in out
+    assert out.count("\n") == 2, out  # the problem, then the count
