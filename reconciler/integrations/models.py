@@ -139,11 +139,12 @@ class RedmineConnection(_Connection):
     """A team member with no Redmine login in user_maps: skip (left out of the group, with a plan note) or
     error (the plan fails)."""
     protect: list[str] = Field(default_factory=list)
-    """Group names that are never deleted."""
+    """Group names, and names of removed integrations, that are never deleted."""
     max_removals: int = Field(default=500, ge=0)
-    """Refuse a plan that would delete more groups and project memberships than this."""
+    """Refuse a plan that would delete more groups, project memberships and integration records than this."""
     max_removal_percent: float = Field(default=20.0, ge=0, le=100)
-    """Refuse a plan that would delete more than this share of the managed groups and memberships."""
+    """Refuse a plan that would delete more than this share of the managed groups, memberships and integration
+    records."""
     page_size: int = Field(default=100, ge=1, le=100)
     """Page size for list calls (Redmine caps it at 100)."""
     concurrency: int = Field(default=4, ge=1, le=32)

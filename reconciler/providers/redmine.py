@@ -6,7 +6,10 @@ per integrated project. Planning is pure (``plan_connection``); apply runs a
 plan's changes in dependency order. Members become Redmine logins through user
 maps. An integration's resolved settings live on a wiki page of its project,
 the Redmine counterpart of a Jira project property: it marks the integration
-as activated and lets the plan show drift in its mappings.
+as activated, lets the plan show drift in its mappings, and records the roles
+it granted, so that an integration removed from the config is found (one paged
+search for reconciler's record pages across all projects) and exactly what it
+recorded is removed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -33,6 +36,7 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
     ServerError,
+    StalePlanError,
 )
 from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
@@ -48,7 +52,9 @@ PREFIX = "redmine."
 MAX_PAGE = 100
 # The identity system user maps name for Redmine logins.
 SYSTEM = "redmine"
-RECORD_TITLE = "Reconciler-integration-{name}"
+RECORD_PREFIX = "Reconciler-integration-"
+RECORD_TITLE = RECORD_PREFIX + "{name}"
+_RECORD_URL = re.compile(r"/projects/(?P<project>[^/]+)/wiki/(?P<title>[^/?#]+)$")
 TEST_SUBJECT = "reconciler activation test: {name}"
 _RECORD_JSON = re.compile(r"<pre>\s*(\{.*\})\s*</pre>", re.S)
 
@@ -161,6 +167,26 @@ class RedmineClient:
         except NotFoundError:
             return None
         return dict(body["wiki_page"])
+
+    def record_pages(self) -> list[tuple[str, str]]:
+        """(project identifier, title) of every record page reconciler wrote, in every project: Redmine's
+        search over wiki page titles is one paged call across projects (offset / limit / total_count)."""
+        out: list[tuple[str, str]] = []
+        offset = 0
+        while True:
+            body = self.get("search.json", {"q": RECORD_PREFIX, "wiki_pages": "1", "titles_only": "1",
+                                            "offset": str(offset), "limit": str(self.page_size)},
+                            "cannot search the record pages")
+            results = [r for r in body.get("results") or [] if isinstance(r, dict)]
+            for r in results:
+                m = _RECORD_URL.search(str(r.get("url", "")))
+                if r.get("type") == "wiki-page" and m:
+                    title = unquote(m.group("title"))
+                    if title.startswith(RECORD_PREFIX):  # the search matches anywhere, in any case
+                        out.append((unquote(m.group("project")), title))
+            offset += len(results)
+            if not results or offset >= int(body.get("total_count") or 0):
+                return sorted(set(out))
 
     def find_user(self, login: str) -> dict[str, Any] | None:
         body = self.get("users.json", {"name": login, "status": ""}, f"cannot search user {login}")
@@ -322,6 +348,9 @@ class LiveState:
     records: dict[str, dict[str, Any] | None]  # integration name -> its record wiki page
     all_projects: list[dict[str, Any]] = field(default_factory=list)  # read only to list valid choices
     calls: int = 0
+    # integrations the config no longer declares: name -> (project identifier, record page)
+    removed: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (name, project) of a declared one's old record
 
 
 def read_live(client: RedmineClient, config: Config, conn: RedmineConnection) -> LiveState:
@@ -354,8 +383,25 @@ def read_live(client: RedmineClient, config: Config, conn: RedmineConnection) ->
                 memberships[i.project] = client.memberships(i.project)
         records[i.name] = client.wiki_page(i.project, record_title(i.name)) if projects[i.project] else None
     all_projects = client.projects() if any(p is None for p in projects.values()) else []
+    integrated = {i.name: i.project for i in integ}
+    removed: dict[str, tuple[str, dict[str, Any]]] = {}
+    moved: list[tuple[str, str]] = []
+    for ident, title in client.record_pages():
+        name = title[len(RECORD_PREFIX):]
+        if name in integrated:
+            if integrated[name] != ident:
+                moved.append((name, ident))
+            continue
+        page = client.wiki_page(ident, title) if name not in removed else None
+        if page is None:
+            continue
+        removed[name] = (ident, page)
+        if ident not in projects:
+            projects[ident] = client.project(ident)
+            if projects[ident] is not None:
+                memberships[ident] = client.memberships(ident)
     return LiveState(me, users, groups, group_users, trackers, statuses, priorities, roles, projects,
-                     memberships, records, all_projects, client.pages)
+                     memberships, records, all_projects, client.pages, removed, moved)
 
 
 def record_title(name: str) -> str:
@@ -566,16 +612,66 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
             continue
         changes += _integration_change(provider, c, i, tracker, project, live)
 
-    for ident in sorted(roles_wanted.keys() | authoritative_projects):
+    managed += sum(1 for r in live.records.values() if r is not None)
+    revoked, removed_changes, removed_protected = _plan_removed(provider, c, conn, integ, live)
+    changes += removed_changes
+    protected += removed_protected
+    managed += len(live.removed)
+    for name, ident in live.moved:
+        notes.append(f"{address(c, 'integration', name)}: moved from project {ident}; its record page there is "
+                     "left")
+    for ident in sorted(roles_wanted.keys() | authoritative_projects | revoked.keys()):
         if live.projects.get(ident) is None:
             continue
         ch, n = _membership_changes(provider, c, ident, roles_wanted.get(ident, {}),
-                                    ident in authoritative_projects, live, groups_by_name, login_by_id)
+                                    ident in authoritative_projects, live, groups_by_name, login_by_id,
+                                    revoked.get(ident))
         changes += ch
         managed += n
     if problems:
         raise PlanError(f"cannot plan Redmine connection '{c}':", problems)
     return ProviderPlan(changes, notes, protected, managed)
+
+
+def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[Integration], live: LiveState) \
+        -> tuple[dict[str, dict[str, dict[str, str]]], list[Change], list[str]]:
+    """Integrations whose record page is still in Redmine but which the config no longer declares: the
+    record page goes, the tracker too when reconciler enabled it and no declared integration of the
+    project uses it, and the roles the record lists as granted (returned as project -> group -> role ->
+    integration, for the membership planning)."""
+    revoked: dict[str, dict[str, dict[str, str]]] = {}
+    changes: list[Change] = []
+    protected: list[str] = []
+    kept = [parse_record(page) or {} for name, (_, page) in live.removed.items() if name in conn.protect]
+    for name, (ident, page) in sorted(live.removed.items()):
+        addr = address(c, "integration", name)
+        if name in conn.protect:
+            protected.append(addr)
+            continue
+        record = parse_record(page) or {}
+        project = live.projects.get(ident)
+        refs = {"project": ident, "title": record_title(name)}
+        notes = []
+        found = record.get("activation")
+        activation: dict[str, Any] = found if isinstance(found, dict) else {}
+        tracker = record.get("tracker")
+        in_use = {_canon(i.issue_type, live.trackers) for i in integ if i.project == ident} | \
+            {r.get("tracker") for r in kept if r.get("project") == ident}
+        enabled = {str(t.get("name")) for t in (project or {}).get("trackers", [])}
+        if activation.get("enabled_tracker") and tracker in enabled and tracker not in in_use:
+            refs["disable_tracker"] = str(tracker)
+            notes.append(f"tracker {tracker}, enabled on {ident} for this integration, is disabled (its issues "
+                         "stay)")
+        if activation.get("test_issue") and not activation.get("deleted"):
+            notes.append(f"its activation test issue #{activation['test_issue']} is an issue and is left")
+        changes.append(Change(provider, "integration", name, Action.DELETE, addr, before=record,
+                              id=str((project or {}).get("id") or ident), refs=refs, notes=notes,
+                              precondition=Precondition(digest=_digest(record))))
+        grants = record.get("grants")
+        for group, roles in sorted(grants.items() if isinstance(grants, dict) else []):
+            for role in roles if isinstance(roles, list) else []:
+                revoked.setdefault(ident, {}).setdefault(str(group), {}).setdefault(str(role), name)
+    return revoked, changes, protected
 
 
 def _managed_user_fields(m: Member) -> set[str]:
@@ -614,11 +710,14 @@ def _integration_change(provider: str, c: str, i: Integration, tracker: str, pro
     enabled = tracker in {str(t.get("name")) for t in project.get("trackers", [])}
     refs = {"project_id": str(project["id"])}
     record = parse_record(live.records.get(i.name))
+    want["grants"] = _grants(i, record, live)
     if record is None:
         return [Change(provider, "integration", i.name, Action.CREATE, addr, after=want, refs=refs)]
     activation = record.get("activation")
     if isinstance(activation, dict) and activation.get("test_issue"):
         refs["test_issue"] = str(activation["test_issue"])
+    if isinstance(activation, dict) and activation.get("enabled_tracker"):
+        refs["enabled_tracker"] = "1"
     have = {k: record.get(k) for k in want}
     have["tracker_enabled"] = enabled
     diff = [AttributeChange(k, have[k], v) for k, v in want.items() if have[k] != v]
@@ -628,11 +727,45 @@ def _integration_change(provider: str, c: str, i: Integration, tracker: str, pro
                    id=str(project["id"]), precondition=Precondition(digest=_digest(record)), refs=refs)]
 
 
+def _own_roles(m: dict[str, Any] | None) -> set[str]:
+    """A membership's own roles (not those a user only inherits through a group)."""
+    return {str(r["name"]) for r in (m or {}).get("roles", []) if not r.get("inherited")}
+
+
+def _group_membership(live: LiveState, ident: str, group: str) -> dict[str, Any] | None:
+    return next((m for m in live.memberships.get(ident, []) if (m.get("group") or {}).get("name") == group), None)
+
+
+def _grants(i: Integration, record: dict[str, Any] | None, live: LiveState) -> dict[str, list[str]]:
+    """The roles this integration gives each group in its project, recorded on its page so that removing the
+    integration removes exactly those. Authoritative: every role it declares. Additive: the roles it adds
+    (not held before) and those recorded earlier that the group still holds; a role the group already
+    held was not its grant."""
+    old = (record or {}).get("grants")
+    old = old if isinstance(old, dict) else {}
+    out: dict[str, list[str]] = {}
+    for team, role in sorted(i.team_roles.items()):
+        canon = _canon(role, live.roles)
+        if canon is None:
+            continue
+        own = _own_roles(_group_membership(live, i.project, team))
+        if i.role_membership == "authoritative":
+            mine = {canon}
+        else:
+            had = {str(r) for r in old.get(team) or []} if isinstance(old.get(team), list) else set()
+            mine = (had & (own | {canon})) | ({canon} - own)
+        out[team] = sorted(set(out.get(team, [])) | mine)
+    return out
+
+
 def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set[str]], authoritative: bool,
                         live: LiveState, groups_by_name: dict[str, dict[str, Any]],
-                        login_by_id: dict[int, str]) -> tuple[list[Change], int]:
+                        login_by_id: dict[int, str],
+                        revoked: dict[str, dict[str, str]] | None = None) -> tuple[list[Change], int]:
     """Project memberships of the granted groups. Roles a membership only inherits (a user's roles through
-    a group) are not the membership's own and are left alone."""
+    a group) are not the membership's own and are left alone. ``revoked``: group -> role -> the removed
+    integration that recorded granting it; those roles go unless a declared integration grants them."""
+    revoked = revoked or {}
     out: list[Change] = []
     managed_roles = {r for roles in wanted.values() for r in roles}
     live_by_principal: dict[str, dict[str, Any]] = {}
@@ -655,8 +788,11 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
             out.append(Change(provider, "membership", key, Action.CREATE, addr,
                               after={"project": ident, "group": group, "roles": sorted(roles)}, refs=refs))
             continue
-        own = sorted({str(r["name"]) for r in m.get("roles", []) if not r.get("inherited")})
-        after = sorted(roles) if authoritative else sorted(set(own) | roles)
+        own = sorted(_own_roles(m))
+        gone = {r: n for r, n in revoked.get(group, {}).items() if r in own and r not in roles}
+        after = sorted(roles) if authoritative else sorted((set(own) | roles) - set(gone))
+        if gone:
+            refs["removed_integrations"] = ",".join(sorted(set(gone.values())))
         if after != own:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr,
                               before={"project": ident, "group": group, "roles": own},
@@ -664,27 +800,28 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
                               diff=[AttributeChange("roles", own, after)], id=str(m["id"]), refs=refs,
                               precondition=Precondition(digest=_digest(m))))
     managed = len(live.memberships.get(ident, []))
-    if not authoritative:
-        return out, managed
-    # authoritative: principals the config does not grant lose the managed roles
+    # principals the config does not grant: authoritative takes the managed roles away from them, and
+    # roles a removed integration recorded granting them go in any mode
     for principal, m in sorted(live_by_principal.items()):
         if principal in wanted:
             continue
-        own = sorted({str(r["name"]) for r in m.get("roles", []) if not r.get("inherited")})
-        keep = sorted(set(own) - managed_roles)
+        own = sorted(_own_roles(m))
+        gone = {r: n for r, n in revoked.get(principal, {}).items() if r in own}
+        keep = sorted(set(own) - (managed_roles if authoritative else set()) - set(gone))
         if not own or keep == own:
             continue
         key = f"{ident}/{principal}"
         addr = address(c, "membership", key)
         who = {"group": principal} if not principal.startswith("user:") else {"user": principal[5:]}
         before = {"project": ident, **who, "roles": own}
+        refs = {"removed_integrations": ",".join(sorted(set(gone.values())))} if gone else {}
         if keep:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr, before=before,
                               after={**before, "roles": keep}, diff=[AttributeChange("roles", own, keep)],
-                              id=str(m["id"]), precondition=Precondition(digest=_digest(m))))
+                              id=str(m["id"]), refs=refs, precondition=Precondition(digest=_digest(m))))
         else:
             out.append(Change(provider, "membership", key, Action.DELETE, addr, before=before, id=str(m["id"]),
-                              precondition=Precondition(digest=_digest(m))))
+                              refs=refs, precondition=Precondition(digest=_digest(m))))
     return out, managed
 
 
@@ -692,13 +829,16 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
 
 class RedmineApplier:
     """Applies one connection's changes: users, then groups, then integrations and memberships, removals
-    last. A failed change does not stop independent ones; one that needs a failed one is skipped, named."""
+    last, and the record pages of removed integrations after the role changes that revoke their grants (a
+    failed revoke keeps the record, so a re-run finds what is left). A failed change does not stop
+    independent ones; one that needs a failed one is skipped, named."""
 
     def __init__(self, client: RedmineClient, conn: RedmineConnection,
                  observer: Callable[[Outcome], None] | None = None) -> None:
         self.client, self.conn, self.observer = client, conn, observer
         self.ids: dict[str, str] = {}  # "user:<login>" / "group:<name>" -> live id
         self.failed: set[str] = set()  # addresses
+        self.failed_changes: list[Change] = []
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._roles: dict[str, int] | None = None
@@ -715,12 +855,14 @@ class RedmineApplier:
                     self.ids.setdefault("user:" + login.casefold(), uid)
         by = {k: [ch for ch in changes if ch.kind == k] for k in ("user", "group", "integration", "membership")}
         keep = [ch for ch in by["membership"] + by["group"] if ch.action is not Action.DELETE]
+        removed = [ch for ch in by["integration"] if ch.action is Action.DELETE]
         self._parallel(by["user"], self._user)
         self._parallel([ch for ch in keep if ch.kind == "group"], self._group)
-        self._parallel(by["integration"], self._integration)
+        self._parallel([ch for ch in by["integration"] if ch.action is not Action.DELETE], self._integration)
         self._parallel([ch for ch in keep if ch.kind == "membership"], self._membership)
         self._parallel([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete)
         self._parallel([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete)
+        self._parallel(removed, self._remove_integration)
         return self.outcomes
 
     def _parallel(self, changes: list[Change], fn: Callable[[Change], None]) -> None:
@@ -731,6 +873,7 @@ class RedmineApplier:
         with self._lock:
             if not o.ok:
                 self.failed.add(o.change.address)
+                self.failed_changes.append(o.change)
             self.outcomes.append(o)
         if self.observer is not None:
             self.observer(o)
@@ -857,24 +1000,50 @@ class RedmineApplier:
         trackers = [int(t["id"]) for t in project.get("trackers", [])]
         modules = [str(m["name"]) for m in project.get("enabled_modules", [])]
         update: dict[str, Any] = {}
+        activation: dict[str, Any] = {}
         if tid not in trackers:
             update["tracker_ids"] = sorted(trackers + [tid])
+            activation["enabled_tracker"] = True  # so that removing the integration disables it again
+        elif "enabled_tracker" in ch.refs:
+            activation["enabled_tracker"] = True
         if "wiki" not in modules:  # the record page needs the project's wiki
             update["enabled_module_names"] = sorted(modules + ["wiki"])
         if update:
             self.client.write("PUT", f"projects/{pid}.json", {"project": update},
                               f"cannot update project {ident}")
-        activation: dict[str, Any] = {}
         if "test_issue" in ch.refs:
-            activation = {"test_issue": int(ch.refs["test_issue"])}
+            activation["test_issue"] = int(ch.refs["test_issue"])
         if ch.action is Action.CREATE and after.get("test_issue"):
-            activation = self._test_issue(ch.key, pid, tid, bool(after.get("delete_test_issue")))
+            activation.update(self._test_issue(ch.key, pid, tid, bool(after.get("delete_test_issue"))))
         settings = {k: v for k, v in after.items() if k != "tracker_enabled"}
         title = record_title(ch.key)
         self.client.write("PUT", f"projects/{quote(ident, safe='')}/wiki/{quote(title, safe='')}.json",
                           {"wiki_page": {"text": record_text(ch.key, settings, activation),
                                          "comments": "written by reconciler"}},
                           f"cannot write the record page {title} of project {ident}")
+
+    def _remove_integration(self, ch: Change) -> None:
+        """A removed integration: its tracker (when planned), then its record page, the last of its marks."""
+        for f in self.failed_changes:
+            if ch.key in f.refs.get("removed_integrations", "").split(","):
+                raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
+        ident, title = str(ch.refs["project"]), str(ch.refs["title"])
+        page = self.client.wiki_page(ident, title)
+        if page is None:
+            return  # removed since the plan was made
+        if ch.precondition is not None and _digest(parse_record(page) or {}) != ch.precondition.digest:
+            raise StalePlanError(f"{ch.address}: the record page changed since the plan was made; plan again")
+        tracker = ch.refs.get("disable_tracker")
+        if tracker:
+            project = self.client.project(ident)
+            tid = self._tracker_id(tracker)
+            have = [int(t["id"]) for t in (project or {}).get("trackers", [])]
+            if project is not None and tid in have:
+                self.client.write("PUT", f"projects/{project['id']}.json",
+                                  {"project": {"tracker_ids": sorted(set(have) - {tid})}},
+                                  f"cannot disable tracker {tracker} on project {ident}")
+        self.client.write("DELETE", f"projects/{quote(ident, safe='')}/wiki/{quote(title, safe='')}.json", None,
+                          f"cannot delete the record page {title} of project {ident}", ok=(404,))
 
     def _test_issue(self, name: str, pid: int, tid: int, delete: bool) -> dict[str, Any]:
         subject = TEST_SUBJECT.format(name=name)

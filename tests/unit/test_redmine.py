@@ -211,7 +211,8 @@ def test_inherited_roles_are_not_a_membership_s_own(tmp_path: Path) -> None:
     record = {"text": record_text("sec", {"program": "p", "project": "sec", "tracker": "Bug", "trigger": "manual",
                                           "priorities": {}, "statuses": {}, "comments": [],
                                           "template": ["references", "information", "researcher", "report"],
-                                          "test_issue": False, "delete_test_issue": False}, {})}
+                                          "test_issue": False, "delete_test_issue": False,
+                                          "grants": {"appsec": ["Developer"]}}, {})}
     memberships = [
         {"id": 1, "group": {"id": 10, "name": "appsec"}, "roles": [{"id": 4, "name": "Developer"}]},
         # alice's Developer comes through the group: not hers to remove
