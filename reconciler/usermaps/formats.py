@@ -46,7 +46,8 @@ class MapFileError(ReconcilerError):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(set(diagnostics))
         lines = [str(d) for d in self.diagnostics]
-        super().__init__("\n".join(lines) + f"\n{len(lines)} problem(s) found; nothing was written")
+        # the CLI prints "error: " before the first line; every problem gets it, as config problems do
+        super().__init__("\nerror: ".join(lines) + f"\n{len(lines)} problem(s) found; nothing was written")
 
 
 @dataclass

@@ -232,3 +232,14 @@ def test_a_value_with_a_line_break_stays_on_one_line(tmp_path: Path) -> None:
     out = assert_clean_failure(run("validate", str(cfg)))
     assert "m.yaml:2:12: 'email': 'a@acme.io\\nx' is not a valid email address" in out
     assert out.count("\n") == 2, out  # the problem, then the count
+
+
+def test_every_problem_of_a_user_map_import_says_error(tmp_path: Path) -> None:
+    src = tmp_path / "maps.csv"
+    src.write_text("member,system,identity\nnot-an-email,jenkins,al\nalice@acme.io,Jenkins X,al\n")
+    result = run("usermaps", "import", str(src), "--format", "csv", "--out", str(tmp_path / "o.yaml"))
+    out = assert_clean_failure(result)
+    problems = [line for line in out.splitlines() if "maps.csv:" in line]
+    assert len(problems) == 2 and all(line.startswith("error: ") for line in problems), out
+    assert "2 problem(s) found; nothing was written" in out
+    assert not (tmp_path / "o.yaml").exists()
