@@ -230,6 +230,10 @@ def tracker_checks(session: Session, changes: list[Change]) -> list[Check]:
     """Tracker changes: plan the tracker again (its paged reads) and compare each saved change with the
     fresh one at the same address: gone (converged meanwhile) or a different live digest is stale."""
     out: list[Check] = []
+    # the saved plan passed the removal guards when it was made (with --allow-removals if it needed to);
+    # planning again to compare must not refuse the removals that were reviewed
+    removals = sum(1 for c in changes if c.action.is_removal)
+    session.allow_removals = max(session.allow_removals or 0, removals)
     for planner in planners():
         mine = [c for c in changes if c.address.startswith(planner.prefix)]
         if not mine:

@@ -264,3 +264,16 @@ def test_a_saved_removal_is_refused_when_the_record_changed(jira: JiraRig) -> No
         result = apply_plan(s, saved)
     assert "changed in Jira since the plan was made" in result.failures[f'jira.{jira.conn}.integration["web"]']
     assert "reconciler.integration.web" in jira.state.project("SEC").properties
+
+
+def test_a_saved_mass_removal_that_was_allowed_applies(jira: JiraRig) -> None:
+    from reconciler.saved import tracker_checks
+    many = [{**WEB, "name": f"web-{n}", "team_roles": {}} for n in range(4)]
+    jira.write([*many, OPS], teams=TEAMS)
+    converge(jira)
+    jira.write([OPS], teams=TEAMS)
+    saved = plan(jira, allow_removals=8)
+    # applying the saved plan checks it by planning again: the reviewed removals are not refused again
+    with Session(load_config(jira.folder), transports=jira.transports()) as s:
+        (check,) = tracker_checks(s, saved.changes)
+        assert check.stale == []
