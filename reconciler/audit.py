@@ -66,8 +66,13 @@ class AuditLog:
         self.lines = 0
 
     def __enter__(self) -> AuditLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a", encoding="utf-8")
+        except OSError as exc:  # opened before the first change: nothing has been applied
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.path) else ""
+            raise ReconcilerError(f"cannot open the audit log {self.path}: {exc.strerror}{where}; nothing was "
+                                  "applied; pass --audit-log PATH or set RECONCILER_AUDIT_LOG") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -126,7 +131,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     m = _RELATIVE.match(text.strip())
     if m:
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        except OverflowError:
+            raise ReconcilerError(f"--since {text!r} reaches back before year 1; write a shorter duration or "
+                                  "an ISO date") from None
     try:
         t = datetime.fromisoformat(text.strip())
     except ValueError:

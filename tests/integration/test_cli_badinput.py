@@ -78,7 +78,18 @@ def test_apply_with_an_audit_log_path_that_is_a_folder_changes_nothing(cfg: Path
                                                                        tmp_path: Path) -> None:
     (tmp_path / "logdir").mkdir()
     out = assert_clean_failure(run("apply", str(cfg), "--auto-approve", "--audit-log", str(tmp_path / "logdir")))
-    assert f"error: {tmp_path / 'logdir'}: Is a directory" in out
+    assert f"error: cannot open the audit log {tmp_path / 'logdir'}: Is a directory; nothing was applied" in out
+    assert users(scim) == []
+
+
+def test_apply_where_the_default_audit_folder_is_a_file(cfg: Path, scim: ScimServer, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECONCILER_AUDIT_LOG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".reconciler").write_text("not a folder")
+    out = assert_clean_failure(run("apply", str(cfg), "--auto-approve"))
+    assert "error: cannot open the audit log .reconciler/audit.jsonl: File exists (.reconciler); nothing was " \
+           "applied; pass --audit-log PATH or set RECONCILER_AUDIT_LOG" in out
     assert users(scim) == []
 
 

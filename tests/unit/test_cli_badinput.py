@@ -243,3 +243,9 @@ def test_every_problem_of_a_user_map_import_says_error(tmp_path: Path) -> None:
     assert len(problems) == 2 and all(line.startswith("error: ") for line in problems), out
     assert "2 problem(s) found; nothing was written" in out
     assert not (tmp_path / "o.yaml").exists()
+
+
+@pytest.mark.parametrize("since", ["99999999999d", "999999d", "99999999999999999999w"])
+def test_audit_since_too_far_back(tmp_path: Path, since: str) -> None:
+    out = assert_clean_failure(run("audit", "--log", str(tmp_path / "none.jsonl"), "--since", since))
+    assert f"--since '{since}' reaches back before year 1" in out
