@@ -8,15 +8,17 @@ a change that needs a failed one is skipped and named.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config.secrets import redact
 from reconciler.errors import ApplyError, ReconcilerError
-from reconciler.execute import Outcome, run_changes
+from reconciler.execute import Outcome, Workers
 from reconciler.plan.model import Action, Change, Plan
 from reconciler.providers import scim
 from reconciler.providers._http import current_address
@@ -61,8 +63,13 @@ class ScimApplier:
         self.observer = observer
         self._lock = threading.Lock()
         self._slots: dict[str, int] = {}  # address -> index in result.outcomes
+        self._workers = Workers(self.p.concurrency, f"apply-{self.p.name}")
 
     def run(self, changes: list[Change]) -> ApplyResult:
+        with self._workers:
+            return self._run(changes)
+
+    def _run(self, changes: list[Change]) -> ApplyResult:
         for c in changes:
             self.ids.update(c.refs)
             if c.kind == "user" and c.id:
@@ -116,7 +123,7 @@ class ScimApplier:
             if report or not o.ok:
                 self._done(o)
 
-        run_changes(changes, step, workers=self.p.concurrency, name=f"apply-{self.p.name}", on_done=done)
+        self._workers.run(changes, step, done)
 
     def _done(self, o: Outcome) -> None:
         with self._lock:
@@ -202,7 +209,7 @@ class ScimApplier:
         t0 = time.perf_counter()
         items: list[tuple[str, dict[str, Any]]] = []
         by_bid: dict[str, Change] = {}
-        refs = dict(self.ids)
+        refs = self.ids  # no other thread writes to it while the bodies are made
         for i, c in enumerate(creates):
             blocked = self._blocked_by(c)
             try:
@@ -324,8 +331,37 @@ def _etag(c: Change) -> str | None:
     return c.precondition.etag if c.precondition else None
 
 
+_frozen = 0
+_frozen_lock = threading.Lock()
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Keep what is alive when an apply starts (config, live state, plan) out of the garbage
+    collector's full passes until it ends. A full pass walks every tracked object, and an apply that
+    creates many objects triggers some: at 10,000 members that was 0.2 s of CPU, 20 µs a member, a
+    cost per member that grows with the org. Nothing is lost: the objects go back after the apply."""
+    global _frozen
+    with _frozen_lock:
+        if _frozen == 0:
+            gc.freeze()
+        _frozen += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen -= 1
+            if _frozen == 0:
+                gc.unfreeze()
+
+
 def apply_plan(session: Session, plan: Plan, observer: Observer | None = None) -> ApplyResult:
     """Apply every change of a plan; raise ApplyError naming each failure after doing all it could."""
+    with _heap_frozen():
+        return _apply_plan(session, plan, observer)
+
+
+def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> ApplyResult:
     result = ApplyResult()
     for p in session.config.providers:
         changes = [c for c in plan.changes if c.provider == p.name]

@@ -7,10 +7,12 @@ of stopping the steps that do not depend on it.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 from reconciler.config.secrets import redact
@@ -39,19 +41,64 @@ def run_one(c: Change, step: Callable[[Change], Any]) -> Outcome:
         current_address.reset(token)
 
 
+class Workers:
+    """At most ``size`` steps at once, on threads started once and shared by every phase of an apply.
+
+    A pool per phase starts its threads again each time, which costs more than a phase of a few
+    changes takes; and a future per change costs more than the lock a worker takes to pick its next
+    change. A phase of one change (or ``size`` 1) runs in the calling thread.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = max(1, size)
+        self.name = name
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def run(self, changes: list[Change], step: Callable[[Change], Any], on_done: Callable[[Outcome], None]) -> None:
+        """Run ``step`` on every change; ``on_done`` sees each outcome as it ends. An exception that is
+        not a ReconcilerError (a bug) stops the changes not yet started and is raised here."""
+        n = min(self.size, len(changes))
+        if n <= 1:
+            for c in changes:
+                on_done(run_one(c, step))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix=self.name)
+        pending: Iterator[Change] = iter(changes)
+        lock = threading.Lock()
+        broken = threading.Event()
+
+        def drain() -> None:
+            while not broken.is_set():
+                with lock:
+                    c = next(pending, None)
+                if c is None:
+                    return
+                try:
+                    on_done(run_one(c, step))
+                except BaseException:
+                    broken.set()
+                    raise
+
+        futures: list[Future[None]] = [self._pool.submit(drain) for _ in range(n)]
+        wait(futures)  # every worker has stopped before this phase ends, even when one broke
+        for f in futures:
+            f.result()
+
+
 def run_changes(changes: list[Change], step: Callable[[Change], Any], *, workers: int, name: str,
                 on_done: Callable[[Outcome], None]) -> None:
     """Run ``step`` on every change, at most ``workers`` at once; ``on_done`` sees each outcome as it ends."""
-    if not changes:
-        return
-
-    def one(c: Change) -> None:
-        on_done(run_one(c, step))
-
-    workers = min(workers, len(changes))
-    if workers <= 1:
-        for c in changes:
-            one(c)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
-        list(pool.map(one, changes))
+    with Workers(workers, name) as w:
+        w.run(changes, step, on_done)

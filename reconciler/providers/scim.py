@@ -323,13 +323,11 @@ class ScimClient:
             return self.find_user(str(body["userName"]))
         return self.find_group(str(body["displayName"]))
 
-    def _bulk_chunk(self, resource: str, chunk: list[tuple[str, dict[str, Any]]]) \
-            -> dict[str, str | ProviderError]:
-        payload = {"schemas": [BULK_REQUEST],
-                   "Operations": [{"method": "POST", "path": f"/{resource}", "bulkId": bid, "data": body}
-                                  for bid, body in chunk]}
+    def _bulk_chunk(self, resource: str, bulk: BulkChunk) -> dict[str, str | ProviderError]:
+        chunk = bulk.items
         try:
-            r = self.http.request("POST", "Bulk", json=payload, headers=self._headers(None),
+            # the bytes that sized the chunk are the bytes sent: each operation is serialised once
+            r = self.http.request("POST", "Bulk", content=bulk.payload(), headers=self._headers(None),
                                   what=f"bulk create of {len(chunk)} {resource.lower()} failed",
                                   recover=lambda: _LOST)
         except (AuthError, ConnectError) as exc:
@@ -412,23 +410,47 @@ BULK_DEFAULT_PAYLOAD = 1_048_576
 _LOST = object()  # Http.request's recover() result: the Bulk answer was lost, do not send it again
 
 
+# What httpx sends for ``json=``: compact, UTF-8, no NaN. One encoder serves every thread.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_BULK_HEAD = b'{"schemas":["' + BULK_REQUEST.encode() + b'"],"Operations":['
+_BULK_TAIL = b"]}"
+
+
+@dataclass
+class BulkChunk:
+    """One ``POST /Bulk``: the (bulkId, body) pairs it creates, and each operation as JSON bytes.
+
+    The operations are serialised once: the bytes that size the chunk are the bytes sent."""
+
+    items: list[tuple[str, dict[str, Any]]]
+    ops: list[bytes]
+
+    def payload(self) -> bytes:
+        return _BULK_HEAD + b",".join(self.ops) + _BULK_TAIL
+
+
 def bulk_chunks(resource: str, items: list[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: int) \
-        -> list[list[tuple[str, dict[str, Any]]]]:
+        -> list[BulkChunk]:
     """Split (bulkId, body) pairs into requests of at most ``max_ops`` operations and ``max_bytes``
     of JSON (an operation larger than the limit goes alone; the server then says what is wrong)."""
-    chunks: list[list[tuple[str, dict[str, Any]]]] = []
+    chunks: list[BulkChunk] = []
+    empty = len(_BULK_HEAD) + len(_BULK_TAIL)
     cur: list[tuple[str, dict[str, Any]]] = []
-    size = 0
-    overhead = len(resource) + 64  # method, path, bulkId keys and punctuation
+    ops: list[bytes] = []
+    size = empty
+    path = f"/{resource}"
     for bid, body in items:
-        n = len(json.dumps(body, separators=(", ", ": "))) + len(bid) + overhead
+        op = _JSON.encode({"method": "POST", "path": path, "bulkId": bid, "data": body}).encode()
+        n = len(op) + (1 if ops else 0)  # and the comma before it
         if cur and (len(cur) >= max_ops or size + n > max_bytes):
-            chunks.append(cur)
-            cur, size = [], 0
+            chunks.append(BulkChunk(cur, ops))
+            cur, ops, size = [], [], empty
+            n = len(op)
         cur.append((bid, body))
+        ops.append(op)
         size += n
     if cur:
-        chunks.append(cur)
+        chunks.append(BulkChunk(cur, ops))
     return chunks
 
 
@@ -785,10 +807,25 @@ def user_body(after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
     body: dict[str, Any] = {"schemas": [USER], "userName": after["userName"], "active": after["active"],
                             "externalId": after["externalId"],
                             "emails": [{"value": after["emails"], "type": "work", "primary": True}]}
-    name = {}
+    # one pass over the attributes (this runs once per member created)
+    name: dict[str, Any] = {}
+    ent: dict[str, Any] = {}
+    rest: list[tuple[str, Any]] = []
     for k, v in after.items():
-        if k.startswith("name.") and v is not None:
+        if v is None or k in _KNOWN_KEYS:
+            continue
+        if k.startswith("name."):
             name[k[5:]] = v
+        elif k.startswith("enterprise:"):
+            attr = k[11:]
+            if attr == "manager":
+                if v not in refs:
+                    raise ReconcilerError(f"manager {v} has no id on the provider (not created)")
+                ent["manager"] = {"value": refs[v]}
+            else:
+                ent[attr] = v
+        else:
+            rest.append((k, v))
     if name:
         body["name"] = name
     for k in ("displayName", "title"):
@@ -796,22 +833,10 @@ def user_body(after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
             body[k] = after[k]
     if after.get("roles"):
         body["roles"] = [{"value": r} for r in after["roles"]]
-    ent: dict[str, Any] = {}
-    for k, v in after.items():
-        if k.startswith("enterprise:") and v is not None:
-            attr = k.split(":", 1)[1]
-            if attr == "manager":
-                if v not in refs:
-                    raise ReconcilerError(f"manager {v} has no id on the provider (not created)")
-                ent["manager"] = {"value": refs[v]}
-            else:
-                ent[attr] = v
     if ent:
         body["schemas"].append(ENTERPRISE)
         body[ENTERPRISE] = ent
-    for k, v in after.items():
-        if k in _KNOWN_KEYS or k.startswith(("name.", "enterprise:")) or v is None:
-            continue
+    for k, v in rest:
         if k.startswith("urn:"):
             urn, attr = k.rsplit(":", 1)
             body.setdefault(urn, {})[attr] = v
