@@ -391,7 +391,7 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def bench_size(n: int, tmp: Path, repeat: int) -> dict[str, Any]:
+def bench_size(n: int, tmp: Path, repeat: int, apply_repeat: int) -> dict[str, Any]:
     server = Server()
     server.start()
     cfg = str(write_config(tmp / f"n{n}", n, server.base_url, "auto"))
@@ -400,18 +400,25 @@ def bench_size(n: int, tmp: Path, repeat: int) -> dict[str, Any]:
     try:
         say(f"[{n}] plan of an empty provider")
         r["plan_empty"] = run("reconciler", config=cfg)
-        r["load"] = r["plan_empty"]["load"]
-        say(f"[{n}] raw httpx: one POST per object, {CONCURRENCY} at once")
-        r["raw_post"] = run("raw-write", base=server.base_url, n=n, bulk=False)
-        server.restart()
-        say(f"[{n}] apply to an empty provider, bulk: never")
-        r["apply_never"] = run("reconciler", config=cfg_never, apply=True)
-        server.restart()
-        say(f"[{n}] raw httpx: POST /Bulk")
-        r["raw_bulk"] = run("raw-write", base=server.base_url, n=n, bulk=True)
-        server.restart()
-        say(f"[{n}] apply to an empty provider, bulk: auto")
-        r["apply"] = run("reconciler", config=cfg, apply=True)
+        # each apply and its floor alternate, on a fresh server each, and the best of each counts: on a
+        # shared machine one sample of a 20 s apply swung by a fifth between runs
+        samples: dict[str, list[dict[str, Any]]] = {"raw_post": [], "apply_never": [], "raw_bulk": [], "apply": []}
+        for k in range(apply_repeat):
+            if k:
+                server.restart()
+            say(f"[{n}] raw httpx: one POST per object, {CONCURRENCY} at once")
+            samples["raw_post"].append(run("raw-write", base=server.base_url, n=n, bulk=False))
+            server.restart()
+            say(f"[{n}] apply to an empty provider, bulk: never")
+            samples["apply_never"].append(run("reconciler", config=cfg_never, apply=True))
+            server.restart()
+            say(f"[{n}] raw httpx: POST /Bulk")
+            samples["raw_bulk"].append(run("raw-write", base=server.base_url, n=n, bulk=True))
+            server.restart()
+            say(f"[{n}] apply to an empty provider, bulk: auto")  # last: the org the next steps read
+            samples["apply"].append(run("reconciler", config=cfg, apply=True))
+        for key, got in samples.items():
+            r[key] = min(got, key=lambda x: (x["apply"] if "apply" in x else x)["wall"])
         say(f"[{n}] no-op plan and the read floor (x{repeat}, best)")
         noop, floor = [], []
         for _ in range(repeat):
@@ -424,7 +431,14 @@ def bench_size(n: int, tmp: Path, repeat: int) -> dict[str, Any]:
         say(f"[{n}] 1% drift: plan and apply")
         r["drift_made"] = run("drift", base=server.base_url)["drifted"]
         r["drift"] = run("reconciler", config=cfg, apply=True)
-        r["drift_after"] = run("reconciler", config=cfg)["plan"]["changes"]
+        after = run("reconciler", config=cfg)
+        r["drift_after"] = after["plan"]["changes"]
+        # every reconciler run above loaded the same config: the least CPU of them is the load's cost,
+        # as the best of the repeats is the no-op plan's (one sample swung 75-133 µs a member)
+        runs = (r["plan_empty"], *samples["apply_never"], *samples["apply"], *noop, r["drift"], after)
+        r["peak_rss"] = max(x["rss_mb"] for x in runs)
+        r["load"] = min((x["load"] for x in runs),
+                        key=lambda m: m["cpu"])
         say(f"[{n}] 1% drift: raw httpx PATCHes")
         r["raw_patch"] = run("drift", base=server.base_url, restore=True)
     finally:
@@ -461,7 +475,7 @@ def report(results: list[dict[str, Any]]) -> tuple[str, str]:
         n = r["n"]
         fr, po = r["floor_read"], r["per_object"]
         noop = r["noop"]["plan"]
-        row(n, "load config (YAML -> models)", r["noop"]["load"], r["noop"]["rss_mb"])
+        row(n, "load config (YAML -> models), best of all runs", r["load"], r["noop"]["rss_mb"])
         row(n, "no-op plan (converged)", noop, r["noop"]["rss_mb"], "floor read", noop["wall"] / fr["wall"])
         row(n, "- floor: raw httpx list, same page size", fr, fr["rss_mb"])
         row(n, "- per-object: one GET per object", po, po["rss_mb"], "no-op plan", po["wall"] / noop["wall"])
@@ -488,7 +502,7 @@ def report(results: list[dict[str, Any]]) -> tuple[str, str]:
         check(n, "no-op plan requests <= list pages + discovery", f"{made} (allowed {allowed})", made <= allowed)
         check(n, "no-op plan CPU <= 150 µs/member", f"{noop['cpu'] / n * 1e6:.0f} µs",
               noop["cpu"] / n * 1e6 <= 150)
-        whole = noop["cpu"] + r["noop"]["load"]["cpu"]
+        whole = noop["cpu"] + r["load"]["cpu"]
         check(n, "the same, with loading the YAML config", f"{whole / n * 1e6:.0f} µs", whole / n * 1e6 <= 150)
         check(n, "apply throughput >= 0.8x raw httpx (Bulk)", f"{rb['wall'] / a['wall']:.2f}x",
               rb["wall"] / a["wall"] >= 0.8)
@@ -499,20 +513,25 @@ def report(results: list[dict[str, Any]]) -> tuple[str, str]:
               and a["requests"].get("POST /Bulk", 0) > 0)
         check(n, "1% drift apply >= 0.8x raw httpx", f"{r['raw_patch']['wall'] / d['apply']['wall']:.2f}x",
               r["raw_patch"]["wall"] / d["apply"]["wall"] >= 0.8)
-        rss = max(r[k]["rss_mb"] for k in ("plan_empty", "apply", "apply_never", "noop", "drift"))
+        rss = r.get("peak_rss") or max(r[k]["rss_mb"] for k in ("plan_empty", "apply", "apply_never", "noop", "drift"))
         check(n, "peak RSS <= 250 MB", f"{rss:.0f} MB", rss <= 250)
         check(n, "converged: no-op plan / after drift apply", f"{r['noop']['plan']['changes']} / {r['drift_after']} "
               "changes", r["noop"]["plan"]["changes"] == 0 and r["drift_after"] == 0)
         if 1000 in by_n and n > 1000:
             s = by_n[1000]
-            for label, key, sub in (("no-op plan", "noop", "plan"), ("apply", "apply", "apply")):
+            for label, key, sub, floor in (("no-op plan", "noop", "plan", "floor_read"),
+                                           ("apply", "apply", "apply", "raw_bulk")):
                 per_big = r[key][sub]["wall"] / n
                 per_small = s[key][sub]["wall"] / 1000
+                # the same server's own growth, seen by raw httpx making the same calls: context, not the verdict
+                fgrow = (r[floor]["wall"] / n) / (s[floor]["wall"] / 1000)
                 check(n, f"{label} wall per member within 1.2x of N=1,000",
-                      f"{per_big / per_small:.2f}x ({per_big * 1e6:.0f} vs {per_small * 1e6:.0f} µs)",
-                      per_big <= 1.2 * per_small)
-            cb, cs = r["noop"]["plan"]["cpu"] / n, s["noop"]["plan"]["cpu"] / 1000
-            check(n, "no-op plan CPU per member within 1.2x of N=1,000", f"{cb / cs:.2f}x", cb <= 1.2 * cs)
+                      f"{per_big / per_small:.2f}x ({per_big * 1e6:.0f} vs {per_small * 1e6:.0f} µs; "
+                      f"raw httpx floor: {fgrow:.2f}x)", per_big <= 1.2 * per_small)
+            for label, key, sub in (("no-op plan", "noop", "plan"), ("apply", "apply", "apply")):
+                cb, cs = r[key][sub]["cpu"] / n, s[key][sub]["cpu"] / 1000
+                check(n, f"{label} CPU per member within 1.2x of N=1,000",
+                      f"{cb / cs:.2f}x ({cb * 1e6:.0f} vs {cs * 1e6:.0f} µs)", cb <= 1.2 * cs)
     return "\n".join(rows), "\n".join(checks)
 
 
@@ -544,7 +563,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--n", default="1000,10000", help="org sizes, comma-separated (default 1000,10000)")
     ap.add_argument("--big", action="store_true", help="also N = 50,000")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of the no-op plan and its floor; the best counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the no-op plan and its floor; the best counts")
+    ap.add_argument("--apply-repeat", type=int, default=2,
+                    help="runs of each apply to an empty provider and its floor; the best counts")
     ap.add_argument("--write", action="store_true", help="rewrite the table in bench/RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--report", type=Path, help="print (and with --write, record) the table of a --json file")
@@ -565,7 +586,7 @@ def main() -> None:
     say(f"reconciler benchmarks: N = {', '.join(f'{n:,}' for n in sizes)}\n{about}")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reconciler-bench-") as tmp:
-        results = [bench_size(n, Path(tmp), a.repeat) for n in sizes]
+        results = [bench_size(n, Path(tmp), a.repeat, a.apply_repeat) for n in sizes]
     table, checks = report(results)
     print(f"\n{about}\n\n{checks}\n\n{table}\n\n(total {time.perf_counter() - t0:.0f} s)")
     if a.json:
