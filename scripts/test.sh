@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 echo "== installing reconciler[test]" >&2
-"$PY" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+"$PY" -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | { grep -v '^WARNING: Location' >&2 || true; }
 "$PY" -c "import reconciler, scim2_server, respx, openapi_core" >/dev/null
 
 if [ -f scripts/redmine-up.sh ] && [ -z "${REDMINE_URL:-}" ]; then
