@@ -82,6 +82,11 @@ class Item(Model):
             return ("<config>", 0, 0)
         return self._origin.at(field, key=key)
 
+    def locate(self, field: str | None = None) -> str:
+        """``file:line:col`` of a field's value (of the item without a field), to start an error with."""
+        f, line, col = self.where(field)
+        return f"{f}:{line}:{col}"
+
 
 # --- credentials -----------------------------------------------------------
 

@@ -281,10 +281,10 @@ def connect(conn: JiraConnection, *, transport: httpx.BaseTransport | None = Non
             attempts: int = 5) -> JiraClient:
     auth: httpx.Auth
     if isinstance(conn, JiraCloudConnection):
-        token = resolve(conn.api_token, f"connections.{conn.name}.api_token", base_dir)
+        token = resolve(conn.api_token, f"{conn.locate('api_token')}: connections.{conn.name}.api_token", base_dir)
         auth = httpx.BasicAuth(conn.email, token)
     else:
-        auth = BearerToken(resolve(conn.token, f"connections.{conn.name}.token", base_dir))
+        auth = BearerToken(resolve(conn.token, f"{conn.locate('token')}: connections.{conn.name}.token", base_dir))
     client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=conn.ca_bundle, transport=transport,
                           headers={"Accept": "application/json"}, max_connections=8)
     kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}

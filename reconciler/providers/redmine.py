@@ -259,7 +259,7 @@ def _wrap(found: dict[str, Any] | None) -> _Found | None:
 def connect(conn: RedmineConnection, *, transport: httpx.BaseTransport | None = None,
             recorder: Recorder | None = None, base_dir: str | None = None,
             sleep: Callable[[float], None] | None = None, attempts: int = 5) -> RedmineClient:
-    key = resolve(conn.api_key, f"connections.{conn.name}.api_key", base_dir)
+    key = resolve(conn.api_key, f"{conn.locate('api_key')}: connections.{conn.name}.api_key", base_dir)
     client = build_client(conn.base_url, auth=RedmineApiKey(key), timeout=conn.timeout, ca_bundle=conn.ca_bundle,
                           transport=transport, headers={"Accept": "application/json"},
                           max_connections=max(_opt(conn, "concurrency", 4), 4))

@@ -88,13 +88,15 @@ class LiveState:
 
 def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str | None) -> httpx.Auth:
     a = p.auth
-    where = f"providers.{p.name}.auth"
+    def where(field: str) -> str:  # the error names the file:line:col of the reference
+        return f"{p.locate(f'auth.{field}')}: providers.{p.name}.auth.{field}"
+
     if a.type == "bearer":
-        return BearerToken(resolve(a.token, f"{where}.token", base_dir))
+        return BearerToken(resolve(a.token, where("token"), base_dir))
     if a.type == "basic":
-        token = resolve(a.token, f"{where}.token", base_dir)
+        token = resolve(a.token, where("token"), base_dir)
         return httpx.BasicAuth(a.username, token)
-    secret = resolve(a.client_secret, f"{where}.client_secret", base_dir)
+    secret = resolve(a.client_secret, where("client_secret"), base_dir)
     return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
                                    transport=transport, timeout=p.timeout)
 

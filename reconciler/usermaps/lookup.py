@@ -56,9 +56,10 @@ def jira_http(config: Config, conn: Any, transport: httpx.BaseTransport | None =
     base_dir = str(root if root.is_dir() else root.parent)
     auth: httpx.Auth
     if conn.type == "jira-cloud":
-        auth = httpx.BasicAuth(conn.email, resolve(conn.api_token, f"connection {conn.name}: api_token", base_dir))
+        token = resolve(conn.api_token, f"{conn.locate('api_token')}: connections.{conn.name}.api_token", base_dir)
+        auth = httpx.BasicAuth(conn.email, token)
     else:
-        auth = BearerToken(resolve(conn.token, f"connection {conn.name}: token", base_dir))
+        auth = BearerToken(resolve(conn.token, f"{conn.locate('token')}: connections.{conn.name}.token", base_dir))
     client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=conn.ca_bundle,
                           transport=transport, headers={"Accept": "application/json"})
     return Http(client, f"jira.{conn.name}")

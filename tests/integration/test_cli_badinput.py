@@ -113,7 +113,9 @@ def test_check_reports_every_system_when_one_secret_is_missing(cfg: Path, scim: 
     assert any(line.startswith("platform ") and " authentication " in line and " ok " in line for line in lines), out
     failing = [line for line in lines if line.startswith("acme-dc ")]
     assert len(failing) == 1 and "credentials" in failing[0] and "FAIL" in failing[0]
-    assert "environment variable QA_JIRA_TOKEN is not set" in failing[0]
+    # the reference's own place: connections.yaml line 5, column 12
+    assert "connections.yaml:5:12: connections.acme-dc.token: environment variable QA_JIRA_TOKEN is not set" \
+        in failing[0], failing[0]
     # one column for the marks, however long a step's name is
     columns = {max(line.find(" ok "), line.find(" FAIL ")) for line in lines}
     assert len(columns) == 1, lines

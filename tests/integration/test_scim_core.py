@@ -311,8 +311,9 @@ def test_server_error(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 def test_missing_secret_names_the_field(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = write_config("http://127.0.0.1:9/v2", members=["a@acme.io"])
     monkeypatch.delenv("SCIM_TOKEN", raising=False)
-    assert one_line_error(run("plan", str(cfg))) == (
-        "error: providers.platform.auth.token: environment variable SCIM_TOKEN is not set")
+    assert one_line_error(run("plan", str(cfg))) == (  # line 7, column 12: the value of token:
+        f"error: {cfg / 'providers.yaml'}:7:12: providers.platform.auth.token: "
+        "environment variable SCIM_TOKEN is not set")
 
 
 # --- team permissions through a SCIM extension ---------------------------------------------------

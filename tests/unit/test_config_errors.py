@@ -179,7 +179,9 @@ def test_missing_env_var_names_the_field(tmp_path: Path, monkeypatch: pytest.Mon
     config = load_config(tmp_path)
     with pytest.raises(SecretError) as info:
         connect(config.providers[0])
-    assert str(info.value) == "providers.platform.auth.token: environment variable SCIM_TOKEN is not set"
+    # the error starts at the reference itself: p.yaml line 7, column 14 (the value of token:)
+    assert str(info.value) == (f"{tmp_path / 'p.yaml'}:7:14: providers.platform.auth.token: "
+                               "environment variable SCIM_TOKEN is not set")
 
 
 def test_empty_env_var_is_not_a_blank_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
