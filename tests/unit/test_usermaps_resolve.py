@@ -243,4 +243,6 @@ def test_missing_token_names_the_field(config_dir: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("JIRA_CLOUD_TOKEN", raising=False)
     r = CliRunner().invoke(main, ["usermaps", "resolve", str(config_dir), "--connection", "cloud"])
     assert r.exit_code == 1
-    assert "connection cloud: api_token: environment variable JIRA_CLOUD_TOKEN is not set" in r.output
+    # at the reference (members.yaml line 22, column 16), named as every other error names it
+    assert (f"error: {config_dir / 'members.yaml'}:22:16: connections.cloud.api_token: "
+            "environment variable JIRA_CLOUD_TOKEN is not set") in r.output
