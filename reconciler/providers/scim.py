@@ -671,11 +671,19 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     members = config.members_for(p.name)
     # members a team on this provider may hold: provisioned here and existing (or about to)
     holdable = {m.key for m in members}
-    matched: set[str] = set()
+    matched: dict[str, Member] = {}  # provider user id -> the member that matched it
     for m in members:
         want = desired_user(m, p)
         res = by_name.get(m.key) or by_ext.get(want["externalId"])
         addr = address(p.name, "user", m.key)
+        if res is not None and str(res.get("id")) in matched:
+            # two members would update one account in turn, each undoing the other: refuse
+            other = matched[str(res.get("id"))]
+            how = "userName" if by_name.get(m.key) is res else f"externalId {want['externalId']}"
+            raise PlanError(f"{m.locate('email')}: member {m.key} matches the provider's user "
+                            f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
+                            f"({other.locate('email')}) already matches; give one of them another external_id "
+                            "or remove it")
         if res is None:
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
@@ -684,7 +692,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                 continue
             changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want))
             continue
-        matched.add(str(res.get("id")))
+        matched[str(res.get("id"))] = m
         have = live_user(res, usernames, want)
         diff = attribute_diff(want, have)
         if not diff:

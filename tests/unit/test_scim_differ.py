@@ -260,3 +260,27 @@ def test_same_inputs_give_byte_identical_plans() -> None:
     assert first == _render_all(live(1))
     assert first == _render_all(live(-1))  # the order the server lists objects in does not matter
     assert "Plan: 2 to create, 2 to update, 2 to deactivate, 1 to delete." in first[2]
+
+
+def test_two_members_matching_one_account_is_refused_with_both_places(tmp_path: Any) -> None:
+    """alice by userName, and a second member whose external_id is the one alice's account carries:
+    applying both would update one account twice, each change undoing the other."""
+    from reconciler.config import load_config
+
+    (tmp_path / "c.yaml").write_text(
+        "providers:\n  - name: platform\n    type: scim\n    base_url: http://127.0.0.1:1/v2\n"
+        "    auth: {type: bearer, token: '${env:T}'}\n"
+        "members:\n  - email: alice@acme.io\n  - email: alice.archer@acme.io\n    external_id: alice@acme.io\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    live = LiveState(users=[user("u1", "alice@acme.io")])
+    with pytest.raises(PlanError) as info:
+        plan_provider(cfg, cfg.providers[0], live, Capabilities())
+    f = tmp_path / "c.yaml"
+    assert str(info.value) == (
+        f"{f}:8:12: member alice.archer@acme.io matches the provider's user alice@acme.io (id u1) by externalId "
+        f"reconciler:alice@acme.io, which member alice@acme.io ({f}:7:12) already matches; give one of them "
+        "another external_id or remove it")
+    # apart, each is planned as before
+    one = config([{"email": "alice.archer@acme.io", "external_id": "alice@acme.io"}])
+    changes = plan_provider(one, one.providers[0], live, Capabilities()).changes
+    assert [(c.address, c.action) for c in changes] == [(U("alice.archer@acme.io"), Action.UPDATE)]
