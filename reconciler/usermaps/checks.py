@@ -13,7 +13,7 @@ from reconciler.config.loader import CHECKS, did_you_mean
 from reconciler.config.models import Config, Item
 from reconciler.errors import Diagnostic
 from reconciler.usermaps.models import FallbackUser, UserMap
-from reconciler.usermaps.resolve import fallback_users, system_type, user_maps
+from reconciler.usermaps.resolve import connections, fallback_users, system_type, user_maps
 
 # Atlassian account IDs are opaque: 24 hex digits (older accounts) or <number>:<uuid>, at most 128 characters.
 JIRA_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:_-]{0,127}$")
@@ -44,6 +44,47 @@ def identity_problem(kind: str | None, identity: str) -> str | None:
     return None
 
 
+def misspelt_connection(config: Config, system: str) -> str | None:
+    """The connection a free-form ``system`` name is a typo of ('acme-clod' for 'acme-cloud'), else None.
+
+    A misspelt connection name would silently be a free-form system: the tracker would never see
+    those identities and every issue would go to a fallback user. A typo is one letter dropped, added,
+    changed or two swapped (two in names of 10 or more letters; names under 4 letters are too short to
+    tell): 'acme-ci' beside 'acme-dc' is a different system, not a typo."""
+    names = [str(getattr(c, "name", "")) for c in connections(config)]
+    if system in names:
+        return None
+    for name in names:
+        if len(name) >= 4 and _edits(system, name) <= (2 if len(name) >= 10 else 1):
+            return name
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _misspelt(config: Config, where: tuple[str, int, int], system: str) -> Diagnostic | None:
+    near = misspelt_connection(config, system)
+    if near is None:
+        return None
+    return Diagnostic(*where, f"system '{system}' is not a connection; did you mean '{near}'? (a free-form "
+                              "system name this close to a connection's name is taken for a typo)")
+
+
 def _at(item: Item, field: str | None = None) -> str:
     f, line, col = item.where(field)
     return f"{f}:{line}:{col}"
@@ -70,6 +111,9 @@ def check_user_maps(config: Config) -> list[Diagnostic]:
         else:
             first_map[um.key] = um
         for system in um.identities:
+            d = _misspelt(config, um.where(f"identities.{system}", key=True), system)
+            if d is not None:
+                out.append(d)
             kind = system_type(config, system)
             for i, ident in enumerate(um.ids(system)):
                 where = um.field_path(system, i)
@@ -98,6 +142,9 @@ def check_fallback_users(config: Config) -> list[Diagnostic]:
     maps = {um.key: um for um in user_maps(config)}
     scopes: dict[tuple[str, tuple[str | None, str | None, str | None]], FallbackUser] = {}
     for fb in fallback_users(config):
+        d = _misspelt(config, fb.where("system"), fb.system)
+        if d is not None:
+            out.append(d)
         key = fb.member.lower()
         if key not in members:
             out.append(_diag(fb, "member", f"fallback user names unknown member '{fb.member}'"

@@ -191,6 +191,23 @@ BAD = [
         """,
         ["usermaps.yaml:3:17: 'identities': lists no system; give at least one identity"],
         id="no-identities"),
+    pytest.param(
+        """
+        user_maps:
+          - member: alice@acme.io
+            identities: {clod: 5b10ac8d82e05b22cc7d4ef5}
+        """,
+        ["usermaps.yaml:3:18: system 'clod' is not a connection; did you mean 'cloud'?"],
+        id="misspelt-connection-dropped-letter"),
+    pytest.param(
+        """
+        user_maps:
+          - member: alice@acme.io
+            identities:
+              trakcer: alice
+        """,
+        ["usermaps.yaml:4:7: system 'trakcer' is not a connection; did you mean 'tracker'?"],
+        id="misspelt-connection-swapped-letters"),
 ]
 
 
@@ -209,6 +226,9 @@ GOOD = [
     pytest.param("dc", "Alice Smith", id="dc-username-with-space"),
     pytest.param("tracker", "alice.smith@acme-io", id="redmine-login"),
     pytest.param("azure-devops", "Alice Smith <alice@acme.io>", id="free-form"),
+    # free-form names near a connection's but not a typo of it: 3 letters from 'cloud', 2 from 'dc'
+    pytest.param("crowd", "alice", id="free-form-not-a-typo"),
+    pytest.param("ci", "alice", id="free-form-short"),
 ]
 
 
@@ -320,6 +340,8 @@ BAD_FALLBACKS = [
                  "fallback user for dc (general) is declared twice", id="two-general"),
     pytest.param("- {system: dc, member: triage@acme.io, colour: red}", "unknown key 'colour'",
                  id="unknown-key"),
+    pytest.param("- {system: trackers, member: triage@acme.io}",
+                 "system 'trackers' is not a connection; did you mean 'tracker'?", id="fallback-misspelt-system"),
 ]
 
 
