@@ -10,6 +10,7 @@ two accounts, a hidden email or an inactive account are reported, never guessed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from reconciler.usermaps.resolve import connections, identities_for, mapped_iden
 Status = Literal["found", "ambiguous", "hidden", "inactive", "not-found", "claimed", "deactivated-member"]
 JIRA_TYPES = ("jira-cloud", "jira-datacenter")
 PAGE = 50
+LOOKUPS_AT_ONCE = 4
 
 
 @dataclass(frozen=True)
@@ -122,19 +124,25 @@ def resolve_missing(config: Config, connection: str, *, http: Http | None = None
         return out
     own_http = http is None
     h = http or jira_http(config, conn)
+
+    def one(m: Member) -> Lookup:
+        if not m.active:
+            return Lookup(m.email, "deactivated-member", None, "member is deactivated (active: false); not looked up")
+        r = search(h, conn.type, m)
+        if r.identity is not None and r.identity.casefold() in owned:
+            r = Lookup(m.email, "claimed", None, f"{r.identity} is already mapped to {owned[r.identity.casefold()]}")
+        return r
+
+    # a few searches at once (Jira rate-limits; Http retries a 429 after its Retry-After), reported in
+    # config order; the first error stops the searches not yet started
+    pool = ThreadPoolExecutor(max_workers=min(LOOKUPS_AT_ONCE, len(todo)), thread_name_prefix="usermaps-resolve")
     try:
-        for m in todo:
-            if not m.active:
-                r = Lookup(m.email, "deactivated-member", None, "member is deactivated (active: false); not looked up")
-            else:
-                r = search(h, conn.type, m)
-                if r.identity is not None and r.identity.casefold() in owned:
-                    r = Lookup(m.email, "claimed", None, f"{r.identity} is already mapped to "
-                                                          f"{owned[r.identity.casefold()]}")
+        for r in pool.map(one, todo):
             out.append(r)
             if progress is not None:
                 progress(r)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if own_http:
             h.close()
     # one account found for two members in this run: neither gets it

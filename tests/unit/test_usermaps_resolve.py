@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -20,7 +21,7 @@ from click.testing import CliRunner
 from reconciler.cli import main
 from reconciler.config import load_config
 from reconciler.usermaps import identities_for
-from reconciler.usermaps.lookup import resolve_missing
+from reconciler.usermaps.lookup import LOOKUPS_AT_ONCE, resolve_missing
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "usermaps" / "resolve"
 # the same place the Jira contract tests look: $JIRA_OPENAPI_SPEC_DIR, else ../shared/specs from the project root
@@ -155,6 +156,36 @@ def test_cloud_lookups_are_judged_strictly(env: None, config_dir: Path, cloud: r
     assert "alice@acme.io" in results["ivan@acme.io"].detail
     # alice is mapped already and dave is deactivated: neither is searched for
     assert sorted(cloud.seen) == sorted(set(CLOUD_ANSWERS) - {"alice@acme.io"})  # type: ignore[attr-defined]
+
+
+def test_searches_run_a_few_at_once_and_report_in_config_order(env: None, config_dir: Path) -> None:
+    """The first LOOKUPS_AT_ONCE searches wait for each other at a barrier: it breaks (and the test fails)
+    unless that many are in flight together; no more than that are ever in flight."""
+    lock = threading.Lock()
+    barrier = threading.Barrier(LOOKUPS_AT_ONCE, timeout=30)
+    calls = in_flight = most = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal calls, in_flight, most
+        with lock:
+            calls += 1
+            first = calls <= LOOKUPS_AT_ONCE
+            in_flight += 1
+            most = max(most, in_flight)
+        if first:
+            barrier.wait()
+        with lock:
+            in_flight -= 1
+        return httpx.Response(200, json=CLOUD_ANSWERS.get(request.url.params["query"], []))
+
+    config = load_config(config_dir)
+    with respx.mock(assert_all_mocked=True) as router:
+        router.get(f"{CLOUD}/rest/api/3/user/search").mock(side_effect=answer)
+        reported: list[str] = []
+        results = resolve_missing(config, "cloud", progress=lambda r: reported.append(r.member))
+    assert most == LOOKUPS_AT_ONCE
+    declared = [m.email for m in config.members if m.email != "alice@acme.io"]  # alice is mapped already
+    assert reported == [r.member for r in results] == declared
 
 
 def test_write_keeps_comments_order_and_formatting(env: None, config_dir: Path, cloud: respx.Router) -> None:
