@@ -298,11 +298,6 @@ def address(conn: str, kind: str, key: str) -> str:
     return f'{PREFIX}{conn}.{kind}["{key}"]'
 
 
-def _at(item: Any, field: str | None = None) -> str:
-    f, line, col = item.where(field)
-    return f"{f}:{line}:{col}"
-
-
 def check_redmine_config(config: Config) -> list[Any]:
     """Located config errors that need no live Redmine: unknown team names, and integration settings
     Redmine has no place for."""
@@ -577,7 +572,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
     for i in integ:
         def where(field: str, i: Integration = i) -> str:
             """file:line:col of the offending value first, as every config error is reported."""
-            return f"{_at(i, field)}: integration '{i.name}'"
+            return f"{i.locate(field)}: integration '{i.name}'"
         project = live.projects.get(i.project)
         if project is None:
             choices = sorted(str(p.get("identifier")) for p in live.all_projects)

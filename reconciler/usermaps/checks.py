@@ -85,11 +85,6 @@ def _misspelt(config: Config, where: tuple[str, int, int], system: str) -> Diagn
                               "system name this close to a connection's name is taken for a typo)")
 
 
-def _at(item: Item, field: str | None = None) -> str:
-    f, line, col = item.where(field)
-    return f"{f}:{line}:{col}"
-
-
 def _diag(item: Item, field: str | None, message: str) -> Diagnostic:
     f, line, col = item.where(field)
     return Diagnostic(f, line, col, message)
@@ -107,7 +102,7 @@ def check_user_maps(config: Config) -> list[Diagnostic]:
                              + did_you_mean(um.key, members)))
         if um.key in first_map:
             out.append(_diag(um, "member", f"member '{um.member}' has a second user map; the first is at "
-                             f"{_at(first_map[um.key], 'member')} (list all identities in one map)"))
+                             f"{first_map[um.key].locate('member')} (list all identities in one map)"))
         else:
             first_map[um.key] = um
         for system in um.identities:
@@ -126,10 +121,10 @@ def check_user_maps(config: Config) -> list[Diagnostic]:
                     other, other_where = claims[claim]
                     if other is um:
                         out.append(_diag(um, where, f"'{um.member}' lists {system} identity '{ident}' twice; "
-                                                    f"first at {_at(other, other_where)}"))
+                                                    f"first at {other.locate(other_where)}"))
                     else:
                         out.append(_diag(um, where, f"{system} identity '{ident}' is claimed by '{um.member}' "
-                                                    f"here and by '{other.member}' at {_at(other, other_where)}; "
+                                                    f"here and by '{other.member}' at {other.locate(other_where)}; "
                                                     "an identity belongs to one member only"))
                 else:
                     claims[claim] = (um, where)
@@ -157,7 +152,7 @@ def check_fallback_users(config: Config) -> list[Diagnostic]:
                                            f"a fallback user must itself be mapped there{mapped}"))
         scope = (fb.system, fb.scope)
         if scope in scopes:
-            out.append(_diag(fb, None, f"{fb.describe()} is declared twice; first at {_at(scopes[scope])} "
+            out.append(_diag(fb, None, f"{fb.describe()} is declared twice; first at {scopes[scope].locate()} "
                                        "(the most specific rule wins, so two rules may not share a scope)"))
         else:
             scopes[scope] = fb
