@@ -726,9 +726,10 @@ class ConnectionPlanner:
         by_convention: dict[str, dict[str, Any]] = {}
         for w in hooks or []:
             m = _CONVENTION.match(str(w.get("name")))
-            if m is None or m.group("name") in declared:
+            if m is None:
                 continue
-            if str(w.get("name")) not in declared_hooks:
+            # a declared integration's webhook still names the project it is moving away from
+            if m.group("name") not in declared and str(w.get("name")) not in declared_hooks:
                 by_convention[m.group("name")] = w
             jql = str((w.get("filters") or {}).get("issue-related-events-section") or "")
             for hit in _JQL_PROJECT.finditer(jql):
@@ -741,13 +742,18 @@ class ConnectionPlanner:
                 name = key[len(PROPERTY_PREFIX):] if key.startswith(PROPERTY_PREFIX) else None
                 if not name:
                     continue
-                if name in declared:
-                    if declared[name] != project:
-                        self.out.notes.append(f"{address(self.conn.name, 'integration', name)}: moved from "
-                                              f"{project} to {declared[name]}; its record on {project} is left")
+                if name in declared and declared[name] == project:
                     continue
                 rec = self.client.get_property(project, key)
-                if not isinstance(rec, dict) or rec.get("managedBy") != "reconciler" or name in seen:
+                if not isinstance(rec, dict) or rec.get("managedBy") != "reconciler":
+                    continue
+                if name in declared:
+                    # moved to another project: its record and role grants here go; its webhook is declared
+                    # and follows it; on its new project it is created as any new integration is
+                    if rec.get("connection") not in others:
+                        self._remove(project, name, key, rec, declared_hooks, hooks, moved_to=declared[name])
+                    continue
+                if name in seen:
                     continue
                 seen.add(name)  # its webhook goes with its record (or stays with it)
                 if rec.get("connection") not in others:  # else another connection of this config owns it
@@ -768,16 +774,21 @@ class ConnectionPlanner:
         return self.live.webhooks
 
     def _remove(self, project: str, name: str, key: str, rec: dict[str, Any], declared_hooks: set[str],
-                hooks: list[dict[str, Any]] | None) -> None:
-        a = address(self.conn.name, "integration", name)
+                hooks: list[dict[str, Any]] | None, moved_to: str | None = None) -> None:
+        # a moved integration's old record has an address of its own: "web@SEC" beside the declared "web"
+        gone = f"{name}@{project}" if moved_to else name
+        a = address(self.conn.name, "integration", gone)
         self.out.managed += 1
         if name in self.conn.protect:
             self.out.protected.append(a)
             return
         notes = []
+        if moved_to:
+            notes.append(f"integration '{name}' moved from {project} to {moved_to}: its record and role grants "
+                         f"on {project} are removed")
         if rec.get("testIssueCreated") and not rec.get("deleteTestIssue"):
             notes.append(f"its activation test issue (label {TEST_LABEL_PREFIX}{name}) is an issue and is left")
-        self.out.changes.append(Change(self.conn.name, "integration", name, Action.DELETE, a, before=rec, id=project,
+        self.out.changes.append(Change(self.conn.name, "integration", gone, Action.DELETE, a, before=rec, id=project,
                                        refs={"project": project, "property": key}, notes=notes,
                                        precondition=Precondition(digest=_digest(rec))))
         hook = rec.get("webhook")
@@ -794,7 +805,7 @@ class ConnectionPlanner:
                 continue
             slot = self.retired.setdefault((project, str(role)), (int(g["id"]), {}))
             for ident in g.get("users") or []:
-                slot[1].setdefault(str(ident), name)
+                slot[1].setdefault(str(ident), gone)
 
     def _delete_webhook(self, w: dict[str, Any], integration: str) -> None:
         name = str(w.get("name"))

@@ -277,3 +277,30 @@ def test_a_saved_mass_removal_that_was_allowed_applies(jira: JiraRig) -> None:
     with Session(load_config(jira.folder), transports=jira.transports()) as s:
         (check,) = tracker_checks(s, saved.changes)
         assert check.stale == []
+
+
+def test_an_integration_moved_to_another_project_leaves_nothing_behind(jira: JiraRig) -> None:
+    """project: SEC -> OPS. The plan that makes it on OPS also removes its record and the role grants it
+    recorded on SEC (found through its own webhook's JQL, which still names SEC); the webhook follows it."""
+    jira.write([WEB], teams=TEAMS)
+    converge(jira)
+    assert developers(jira) == {jira.ident("alice"), jira.ident("bob")}
+    moved = {**WEB, "project": "OPS", "issue_type": "Task"}
+    jira.write([moved], teams=TEAMS)
+    first = converge(jira)
+    conn = jira.conn
+    got = actions(first)
+    assert got[f'jira.{conn}.integration["web@SEC"]'] is Action.DELETE
+    assert got[f'jira.{conn}.project_role["SEC/Developers"]'] is Action.UPDATE
+    assert got[f'jira.{conn}.project_role["OPS/Developers"]'] is Action.UPDATE
+    assert got[f'jira.{conn}.integration["web"]'] in (Action.CREATE, Action.UPDATE)
+    assert f'jira.{conn}.webhook["reconciler web"]' in got and got[f'jira.{conn}.webhook["reconciler web"]'] \
+        is not Action.DELETE
+    old = {c.address: c for c in first.changes}[f'jira.{conn}.integration["web@SEC"]']
+    assert old.id == "SEC" and any("moved from SEC to OPS" in n for n in old.notes)
+    assert "reconciler.integration.web" not in jira.state.project("SEC").properties
+    assert "reconciler.integration.web" in jira.state.project("OPS").properties
+    assert developers(jira) == set()
+    assert developers(jira, "OPS") == {jira.ident("alice"), jira.ident("bob")}
+    (hook,) = jira.state.webhooks.values()
+    assert hook["name"] == "reconciler web" and "OPS" in hook["filters"]["issue-related-events-section"]
