@@ -1,7 +1,7 @@
 """Atlassian's OpenAPI descriptions of Jira as a contract: every request reconciler sends to the Jira
 sandbox in the tests (and every successful answer the sandbox gives) is validated with openapi-core.
 
-The files are found in $JIRA_OPENAPI_SPEC_DIR, else ../shared/specs from the project root. The admin
+The files live in ``specs/`` beside this module (gzip-compressed, sha256-checked by ``specs.py``). The admin
 webhook endpoint is in neither file; ``fixtures/admin-webhooks.openapi.json`` (labelled as written from
 Atlassian's documentation) covers it.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,16 +33,10 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from tests.contract.specs import SpecError, spec_bytes
 from reconciler.sandbox.jira import CLOUD_TOKEN, DC_TOKEN, JiraState, new_state, transport
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SPEC_FILES = {
-    "cloud": ("jira-cloud-platform.swagger-v3.v3.json",
-              "https://dac-static.atlassian.com/cloud/jira/platform/swagger-v3.v3.json"),
-    "datacenter": ("jira-software-dc-10.3.24.openapi.json",
-                   "https://dac-static.atlassian.com/server/jira/platform/jira_software_dc_10003_swagger.v3.json"),
-}
 HOSTS = {"cloud": "https://your-domain.atlassian.net", "datacenter": "http://localhost:8090"}
 WEBHOOK_PATH = re.compile(r"^/rest/webhooks/1\.0/webhook(/\d+)?$")
 # (method, path regex) of Data Center answers whose declared schema is wrong (see the module docstring)
@@ -54,27 +47,14 @@ DC_UNVALIDATED_ANSWERS = [
 ]
 
 
-def spec_dir() -> Path:
-    env = os.environ.get("JIRA_OPENAPI_SPEC_DIR")
-    return Path(env) if env else (ROOT / ".." / "shared" / "specs").resolve()
-
-
-def spec_path(flavour: str) -> Path:
-    name, url = SPEC_FILES[flavour]
-    path = spec_dir() / name
-    if not path.is_file():
-        pytest.fail(f"Atlassian's OpenAPI description of Jira ({flavour}) is missing: {path} does not exist.\n"
-                    f"Download it with:  curl -fsSL -o {path} {url}\n"
-                    "or point JIRA_OPENAPI_SPEC_DIR at the folder that holds "
-                    f"{', '.join(n for n, _ in SPEC_FILES.values())}.", pytrace=False)
-    return path
-
-
 @functools.cache
 def load_spec(flavour: str) -> OpenAPI:
-    # spec_validator_cls=None: both files are formally invalid OpenAPI (see shared/specs/README.md), so
+    # spec_validator_cls=None: both files are formally invalid OpenAPI (see specs/README.md), so
     # whole-document validation is skipped and only requests and answers are validated
-    data = json.loads(spec_path(flavour).read_text(encoding="utf-8"))
+    try:
+        data = json.loads(spec_bytes(flavour))
+    except SpecError as exc:
+        pytest.fail(str(exc), pytrace=False)
     if flavour == "datacenter":
         # IssueUpdateBean.fields types every field value as an object; the same file's create-issue example
         # sends "summary": "No REST for the Wicked." (a string). Field values may be any JSON value.

@@ -4,11 +4,9 @@ descriptions and checked against them), strict judgement of the answers, and --w
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,27 +17,24 @@ import respx
 from click.testing import CliRunner
 
 from reconciler.cli import main
+from tests.contract.specs import SpecError, spec_document
 from reconciler.config import load_config
 from reconciler.usermaps import identities_for
 from reconciler.usermaps.lookup import LOOKUPS_AT_ONCE, resolve_missing
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "usermaps" / "resolve"
-# the same place the Jira contract tests look: $JIRA_OPENAPI_SPEC_DIR, else ../shared/specs from the project root
-SPECS = Path(os.environ.get("JIRA_OPENAPI_SPEC_DIR") or Path(__file__).resolve().parents[2] / ".." / "shared" / "specs")
-CLOUD_SPEC = "jira-cloud-platform.swagger-v3.v3.json"
-DC_SPEC = "jira-software-dc-10.3.24.openapi.json"
+# the files the Jira contract tests use, carried in tests/contract/specs/
+CLOUD_SPEC = "cloud"
+DC_SPEC = "datacenter"
 CLOUD = "https://acme.atlassian.net"
 DC = "https://jira.acme.io"
 
 
-@cache
 def _spec(name: str) -> dict[str, Any]:
-    path = SPECS / name
-    if not path.exists():
-        pytest.fail(f"{path} is missing: set JIRA_OPENAPI_SPEC_DIR to the folder holding Atlassian's OpenAPI files "
-                    f"({CLOUD_SPEC} from dac-static.atlassian.com/cloud/jira/platform/swagger-v3.v3.json, "
-                    f"{DC_SPEC} from dac-static.atlassian.com/server/jira/platform/)")
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    try:
+        return spec_document(name)
+    except SpecError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def conforms(spec: str, schema: str, body: Any) -> None:
