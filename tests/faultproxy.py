@@ -36,7 +36,10 @@ class Fault:
     - ``lose``: forward, let the server act, then close the connection (the answer is lost);
     - ``stall``: wait ``seconds`` (longer than the client's timeout), then close the connection;
     - ``delay``: wait ``seconds``, then forward;
-    - ``rewrite``: forward and pass the JSON answer through ``rewrite``.
+    - ``rewrite``: forward and pass the JSON answer through ``rewrite`` (or through ``rewrite_for``,
+      which also gets the request's path and query, to play a server that filters differently);
+    - ``then``: forward, then call ``then(method, path)`` before answering (to play a server with
+      side effects of its own, such as one that takes a deleted user out of its groups).
 
     The rule applies to requests whose method is in ``methods`` (all when empty) and whose path
     matches ``path`` (a regular expression); it fires on a ``share`` of them (seeded, so a test
@@ -54,6 +57,8 @@ class Fault:
     seconds: float = 0.0
     rewrite: Callable[[Any], Any] | None = None
     body: dict[str, Any] | None = None  # the JSON of an injected ``status`` answer
+    rewrite_for: Callable[[str, Any], Any] | None = None
+    then: Callable[[str, str], None] | None = None
     seen: int = 0
     fired: int = 0
 
@@ -196,6 +201,10 @@ class FaultProxy:
                 content = r.content
                 if fault is not None and kind == "rewrite" and fault.rewrite is not None and content:
                     content = json.dumps(fault.rewrite(r.json())).encode()
+                if fault is not None and kind == "rewrite" and fault.rewrite_for is not None and content:
+                    content = json.dumps(fault.rewrite_for(self.path, r.json())).encode()
+                if fault is not None and kind == "then" and fault.then is not None and r.is_success:
+                    fault.then(method, self._upstream_path())
                 proxy._log(method, self.path, fault, r.status_code)
                 self.send_response(r.status_code)
                 for k, v in r.headers.items():

@@ -149,6 +149,8 @@ def cross_check(config: Config) -> list[Diagnostic]:
             if p not in provider_names:
                 out.append(_diag(m, "providers", f"member '{m.email}' names unknown provider '{p}'"
                                  + did_you_mean(p, provider_names)))
+    out += _manager_cycles(config.members)
+    out += _previous_names(config.teams)
     for t in config.teams:
         seen: set[str] = set()
         for i, e in enumerate(t.members):
@@ -164,6 +166,52 @@ def cross_check(config: Config) -> list[Diagnostic]:
             if p not in provider_names:
                 out.append(_diag(t, "providers", f"team '{t.name}' names unknown provider '{p}'"
                                  + did_you_mean(p, provider_names)))
+    return out
+
+
+def _manager_cycles(members: list[Any]) -> list[Diagnostic]:
+    """Members who manage each other, directly or round a longer chain: no order of creates can give
+    each of them a manager that already exists, so the config is refused here, naming every member of
+    the cycle with its place. Linear: each member's chain is walked once."""
+    by_key = {m.key: m for m in members}
+    state: dict[str, int] = {}  # 1: on the chain being walked, 2: done
+    out: list[Diagnostic] = []
+    for start in members:
+        chain: list[Any] = []
+        m: Any = start
+        while m is not None and state.get(m.key) is None:
+            state[m.key] = 1
+            chain.append(m)
+            nxt = m.manager.lower() if m.manager else None
+            m = by_key.get(nxt) if nxt and nxt != m.key else None
+        if m is not None and state.get(m.key) == 1:  # the walk came back onto itself: a cycle
+            cycle = chain[chain.index(m):]
+            ring = " -> ".join(x.key for x in [*cycle, cycle[0]])
+            places = ", ".join("{}:{}:{}".format(*x.where("manager")) for x in cycle)
+            out.append(_diag(cycle[0], "manager", f"members manage each other in a cycle ({ring}): each needs "
+                             f"the other created first; managers at {places}"))
+        for x in chain:
+            state[x.key] = 2
+    return out
+
+
+def _previous_names(teams: list[Any]) -> list[Diagnostic]:
+    """``previously:`` names an old name of this team only: not a team's current name, not claimed twice."""
+    current = {t.name for t in teams}
+    claimed: dict[str, Any] = {}
+    out: list[Diagnostic] = []
+    for t in teams:
+        for i, old in enumerate(t.previously):
+            f = f"previously[{i}]"
+            if old in current:
+                out.append(_diag(t, f, f"team '{t.name}' lists '{old}' under previously, which is the name of a "
+                                 "declared team; a team renamed from it cannot also keep it"))
+            elif old in claimed and claimed[old] is not t:
+                fl, line, col = claimed[old].where("name")
+                out.append(_diag(t, f, f"team '{t.name}' and team '{claimed[old].name}' ({fl}:{line}:{col}) both "
+                                 f"list '{old}' under previously; one group cannot become two teams"))
+            else:
+                claimed[old] = t
     return out
 
 

@@ -263,6 +263,9 @@ class Team(Item):
     """What the team is for; managed where the provider has an attribute for it (see team_schema)."""
     members: list[str] = Field(default_factory=list)
     """Member emails."""
+    previously: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Names this team had before (a rename): the provider's group of an old name is renamed in place,
+    keeping its id, members and whatever the platform attached to it, instead of being removed."""
     permissions: Permissions | None = None
     """Roles and collections, sent where the provider can express them (see team_schema)."""
     providers: list[Name] | None = None

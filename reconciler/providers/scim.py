@@ -122,6 +122,7 @@ class ScimClient:
         self.provider = provider
         self.caps = Capabilities()
         self._member_remove_form = "filter"  # switches to "value" when a provider rejects the filter path
+        self._folds_case: bool | None = None  # does `userName eq` ignore case here? (see filters_fold_case)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -203,11 +204,52 @@ class ScimClient:
         return LiveState(users, groups, p1 + p2)
 
     def find_user(self, user_name: str) -> dict[str, Any] | None:
-        return self._find("Users", f'userName eq "{_quote(user_name)}"',
-                          lambda r: str(r.get("userName", "")).lower() == user_name.lower())
+        """The user of this userName in any case (RFC 7643: userName is case-insensitive). On a provider
+        whose filter compares case-sensitively a miss is confirmed by a paged read of every user."""
+        found = self._find("Users", f'userName eq "{_quote(user_name)}"',
+                           lambda r: str(r.get("userName", "")).lower() == user_name.lower())
+        if found is None and not self.filters_fold_case():
+            return self.scan_user(user_name)
+        return found
+
+    def filters_fold_case(self) -> bool:
+        """Whether ``userName eq`` matches in any case here, found once: a user the provider holds is
+        looked up by its name in the other case. A provider with no user (or no name with letters)
+        cannot hold an account that differs only in case from another: it passes."""
+        if self._folds_case is None:
+            body = self.http.get_json("Users", params={"startIndex": "1", "count": "1",
+                                                       "attributes": "userName"},
+                                      what="cannot list Users")
+            items = body.get("Resources") if isinstance(body, dict) else None
+            first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
+            name = str(first.get("userName") or "") if first else ""
+            if not first or name.swapcase() == name:
+                return True  # nothing to learn from yet: ask again next time
+            other = self._find("Users", f'userName eq "{_quote(name.swapcase())}"',
+                               lambda r: str(r.get("id")) == str(first.get("id")))
+            with self._lock:
+                self._folds_case = other is not None
+        return self._folds_case
 
     def find_group(self, name: str) -> dict[str, Any] | None:
         return self._find("Groups", f'displayName eq "{_quote(name)}"', lambda r: r.get("displayName") == name)
+
+    def scan_user(self, user_name: str) -> dict[str, Any] | None:
+        """The user whose userName is ``user_name`` in any case, by a paged read of every user: for a
+        provider whose filters compare case-sensitively (RFC 7643 makes userName case-insensitive) and
+        so answer 409 to a create that a filter lookup cannot explain. Bounded by the list itself."""
+        users, _ = self.list_all("Users", params={"attributes": "userName,externalId"})
+        want = user_name.lower()
+        hit = next((u for u in users if str(u.get("userName", "")).lower() == want), None)
+        return self.get("Users", str(hit["id"])) if hit is not None and hit.get("id") else None
+
+    def group_names(self) -> dict[str, list[dict[str, Any]]]:
+        """Every group by displayName (id and meta only): a few list pages, whatever the members."""
+        groups, _ = self.list_all("Groups", params={"attributes": "displayName,externalId,meta"})
+        out: dict[str, list[dict[str, Any]]] = {}
+        for g in groups:
+            out.setdefault(str(g.get("displayName")), []).append(g)
+        return out
 
     def _find(self, resource: str, flt: str, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         body = self.http.get_json(resource, params={"filter": flt}, what=f"cannot search {resource}")
@@ -227,19 +269,28 @@ class ScimClient:
 
     def create(self, resource: str, body: dict[str, Any], lookup: Callable[[], dict[str, Any] | None]) \
             -> dict[str, Any]:
-        """POST; before any retry, look the object up so a create whose answer was lost is not repeated.
+        return self.create_or_adopt(resource, body, lookup)[0]
 
-        A 409 (the object exists: an earlier attempt whose answer was lost, or an interrupted run) returns
-        the existing object; a 201 without a body (or without an id) is answered by a lookup too."""
+    def create_or_adopt(self, resource: str, body: dict[str, Any], lookup: Callable[[], dict[str, Any] | None]) \
+            -> tuple[dict[str, Any], bool]:
+        """POST; before any retry, look the object up so a create whose answer was lost is not repeated.
+        Returns the object and whether it already existed (then it holds what someone else wrote, and the
+        caller writes the desired attributes onto it).
+
+        A 409 (the object exists: made by hand or by another apply since the plan, or by an earlier
+        attempt whose answer was lost) returns the existing object; a 201 without a body (or without an
+        id) is answered by a lookup too."""
         what = f"cannot create {resource[:-1].lower()} {body.get('userName') or body.get('displayName') or ''}"
         r = self.http.request("POST", resource, json=body, headers=self._headers(None), ok=(409,),
                               what=what.strip(), recover=lambda: _wrap(lookup()))
         if isinstance(r, _Found):
-            return r.resource
+            return r.resource, True
         if r.status_code == 409:
             found = lookup()
+            if found is None and resource == "Users":
+                found = self.scan_user(str(body.get("userName", "")))
             if found is not None:
-                return found
+                return found, True
             raise_for_status(r, what.strip() + ": it exists but cannot be found by its name")
         data = _json(r)
         if not isinstance(data, dict) or "id" not in data:
@@ -247,8 +298,8 @@ class ScimClient:
             if found is None:
                 raise ServerError(f"created {resource[:-1].lower()} but the server returned no id", "POST",
                                   self.http._full(resource), r.status_code)
-            return found
-        return data
+            return found, False
+        return data, False
 
     def patch(self, resource: str, rid: str, ops: list[dict[str, Any]], etag: str | None = None) -> None:
         body = {"schemas": [PATCH_OP], "Operations": ops}
@@ -269,10 +320,30 @@ class ScimClient:
         except NotFoundError:
             return None
 
+    def set_members(self, gid: str, members: list[str], extra_ops: list[dict[str, Any]],
+                    etag: str | None = None) -> None:
+        """One PATCH that replaces the whole member list (and the attribute ops): one operation whatever
+        the size of the change, and it also drops a member the provider holds twice."""
+        op: dict[str, Any] = ({"op": "replace", "path": "members", "value": [{"value": i} for i in members]}
+                              if members else {"op": "remove", "path": "members"})
+        self.patch("Groups", gid, [*extra_ops, op], etag)
+
     def patch_members(self, gid: str, add: list[str], remove: list[str], extra_ops: list[dict[str, Any]],
                       etag: str | None = None) -> None:
-        """One PATCH with attribute ops, member adds and removes. Removal uses the RFC 7644 filter path
-        ``members[value eq "id"]``; a provider that rejects it gets the value-list form instead."""
+        """Attribute ops, member adds and removes, in PATCHes of at most MEMBER_REMOVALS_PER_PATCH
+        removals (servers spend seconds per hundred removal operations; one PATCH of thousands outlives
+        any timeout). Only the first carries ``If-Match``: the later ones follow our own write. Removal
+        uses the RFC 7644 filter path ``members[value eq "id"]``; a provider that rejects it gets the
+        value-list form instead."""
+        first = True
+        for i in range(0, max(1, len(remove)), MEMBER_REMOVALS_PER_PATCH):
+            part = remove[i:i + MEMBER_REMOVALS_PER_PATCH]
+            self._patch_members(gid, add if first else [], part, extra_ops if first else [],
+                                etag if first else None)
+            first = False
+
+    def _patch_members(self, gid: str, add: list[str], remove: list[str], extra_ops: list[dict[str, Any]],
+                       etag: str | None) -> None:
         ops = list(extra_ops)
         if add:
             ops.append({"op": "add", "path": "members", "value": [{"value": i} for i in add]})
@@ -301,8 +372,8 @@ class ScimClient:
         return max(1, min(ops, BULK_MAX_OPERATIONS)), max(1024, int(size * 0.95) - 256)
 
     def bulk_create(self, resource: str, items: list[tuple[str, dict[str, Any]]],
-                    on_chunk: Callable[[dict[str, str | ProviderError]], None] | None = None) \
-            -> dict[str, str | ProviderError]:
+                    on_chunk: Callable[[dict[str, BulkResult]], None] | None = None) \
+            -> dict[str, BulkResult]:
         """Create many resources with ``POST /Bulk``, chunked to the provider's limits.
 
         ``items`` are (bulkId, body) pairs; the answer maps every bulkId to the new id, or to the error
@@ -310,7 +381,7 @@ class ScimClient:
         429) is never sent again: its objects are looked up and only the missing ones are created,
         one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results.
         """
-        out: dict[str, str | ProviderError] = {}
+        out: dict[str, BulkResult] = {}
         max_ops, max_bytes = self.bulk_limits()
         for chunk in bulk_chunks(resource, items, max_ops, max_bytes):
             done = self._bulk_chunk(resource, chunk)
@@ -325,7 +396,7 @@ class ScimClient:
             return self.find_user(str(body["userName"]))
         return self.find_group(str(body["displayName"]))
 
-    def _bulk_chunk(self, resource: str, bulk: BulkChunk) -> dict[str, str | ProviderError]:
+    def _bulk_chunk(self, resource: str, bulk: BulkChunk) -> dict[str, BulkResult]:
         chunk = bulk.items
         try:
             # the bytes that sized the chunk are the bytes sent: each operation is serialised once
@@ -344,7 +415,7 @@ class ScimClient:
         for o in (body.get("Operations") or []) if isinstance(body, dict) else []:
             if isinstance(o, dict) and o.get("bulkId") is not None:
                 answered[str(o["bulkId"])] = o
-        out: dict[str, str | ProviderError] = {}
+        out: dict[str, BulkResult] = {}
         rest: list[tuple[str, dict[str, Any]]] = []
         for bid, data in chunk:
             o = answered.get(bid)
@@ -358,7 +429,7 @@ class ScimClient:
                 else:
                     out[bid] = rid
             elif status == 409 and (found := self.lookup(resource, data)) is not None:
-                out[bid] = str(found["id"])  # already there (an earlier, interrupted run made it)
+                out[bid] = Adopted(found)  # already there (by hand, another apply, an interrupted run)
             else:
                 out[bid] = _bulk_error(o, status, resource, self.http._full("Bulk"))
         if rest:
@@ -366,14 +437,15 @@ class ScimClient:
         return out
 
     def _one_by_one(self, resource: str, chunk: list[tuple[str, dict[str, Any]]]) \
-            -> dict[str, str | ProviderError]:
-        def one(item: tuple[str, dict[str, Any]]) -> tuple[str, str | ProviderError]:
+            -> dict[str, BulkResult]:
+        def one(item: tuple[str, dict[str, Any]]) -> tuple[str, BulkResult]:
             bid, data = item
             try:
                 found = self.lookup(resource, data)
-                res = found if found is not None else self.create(resource, data,
-                                                                  lambda: self.lookup(resource, data))
-                return bid, str(res["id"])
+                if found is not None:
+                    return bid, Adopted(found)
+                res, existed = self.create_or_adopt(resource, data, lambda: self.lookup(resource, data))
+                return bid, Adopted(res) if existed else str(res["id"])
             except ProviderError as exc:
                 return bid, exc
 
@@ -385,6 +457,21 @@ class ScimClient:
 @dataclass
 class _Found:
     resource: dict[str, Any]
+
+
+@dataclass
+class Adopted:
+    """A create that found its object already there: the live object, to write the desired state onto."""
+
+    resource: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.resource["id"])
+
+
+# what a Bulk create gives each bulkId: the new id, the object found already there, or the error
+BulkResult = str | Adopted | ProviderError
 
 
 def _wrap(found: dict[str, Any] | None) -> _Found | None:
@@ -406,6 +493,9 @@ def _quote(s: str) -> str:
 
 # --- SCIM Bulk helpers --------------------------------------------------------------------------
 
+# Member removals sent in one PATCH (one operation each); a larger cut goes in several PATCHes, or as one
+# replace of the whole member list where that is smaller (see apply.py).
+MEMBER_REMOVALS_PER_PATCH = 50
 BULK_MAX_OPERATIONS = 1000  # even where a provider allows more: an answer per 1,000 keeps memory flat
 BULK_DEFAULT_OPERATIONS = 100  # a provider that supports Bulk but advertises no limit
 BULK_DEFAULT_PAYLOAD = 1_048_576
@@ -628,7 +718,9 @@ def attribute_diff(want: dict[str, Any], have: dict[str, Any]) -> list[Attribute
 
 def digest(res: dict[str, Any]) -> str:
     """A digest of a live object, for preconditions where the provider has no ETags."""
-    clean = {k: v for k, v in res.items() if k != "meta"}
+    # meta changes with every write; a user's groups is derived (read-only, RFC 7643 §4.1.2) and changes
+    # when a group it is in changes or goes, which is no change to the user itself
+    clean = {k: v for k, v in res.items() if k not in ("meta", "groups")}
     return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
@@ -660,7 +752,6 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     prefix = p.ownership_prefix
     protect = {x.lower() for x in p.protect}
 
-    usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in live.users}
     by_name: dict[str, dict[str, Any]] = {}
     by_ext: dict[str, dict[str, Any]] = {}
     for u in live.users:
@@ -672,10 +763,10 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     # members a team on this provider may hold: provisioned here and existing (or about to)
     holdable = {m.key for m in members}
     matched: dict[str, Member] = {}  # provider user id -> the member that matched it
+    found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]] = []  # (member, desired, live or None)
     for m in members:
         want = desired_user(m, p)
         res = by_name.get(m.key) or by_ext.get(want["externalId"])
-        addr = address(p.name, "user", m.key)
         if res is not None and str(res.get("id")) in matched:
             # two members would update one account in turn, each undoing the other: refuse
             other = matched[str(res.get("id"))]
@@ -684,15 +775,27 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                             f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
                             f"({other.locate('email')}) already matches; give one of them another external_id "
                             "or remove it")
+        if res is not None:
+            matched[str(res.get("id"))] = m
+        found.append((m, want, res))
+
+    # a live user is named by the member that matched it (so a member whose email changed, matched by
+    # externalId, keeps their teams and reports under the new name), else by its own userName
+    usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in live.users}
+    usernames.update({uid: m.key for uid, m in matched.items()})
+    ids = {name: uid for uid, name in usernames.items()}  # the live id behind each name the plan shows
+
+    for m, want, res in found:
+        addr = address(p.name, "user", m.key)
         if res is None:
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
                 notes.append(f"{addr}: declared inactive and not on the provider; not created")
                 holdable.discard(m.key)
                 continue
-            changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want))
+            changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
+                                  refs=_refs_user(want, ids)))
             continue
-        matched[str(res.get("id"))] = m
         have = live_user(res, usernames, want)
         diff = attribute_diff(want, have)
         if not diff:
@@ -706,7 +809,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
                               after=want, diff=diff, id=str(res["id"]),
                               precondition=precondition(res, caps),
-                              refs=_refs_user(want, by_name)))
+                              refs=_refs_user(want, ids)))
 
     managed = sum(1 for u in live.users if str(u.get("externalId") or "").startswith(prefix)) if prefix else 0
     for u in live.users:
@@ -761,10 +864,16 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     for g in live.groups:
         groups_by_name.setdefault(str(g.get("displayName")), g)
     matched_groups: set[str] = set()
-    ids_by_name = {v: k for k, v in usernames.items()}
-    for t in config.teams_for(p.name):
+    teams = config.teams_for(p.name)
+    current_names = {t.name for t in teams}
+    for t in teams:
         want = desired_group(t, p, managed_ext)
         res = groups_by_name.get(t.name)
+        if res is None:
+            # renamed (previously: [old]): the old group is renamed in place, keeping its id
+            res = next((groups_by_name[o] for o in t.previously
+                        if o in groups_by_name and o not in current_names
+                        and str(groups_by_name[o].get("id")) not in matched_groups), None)
         addr = address(p.name, "group", t.name)
         left_out = [e for e in want["members"] if e not in holdable]
         if left_out:
@@ -773,17 +882,22 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                          "(declared inactive and absent, or restricted to other providers)")
         if res is None:
             changes.append(Change(p.name, "group", t.name, Action.CREATE, addr, after=want,
-                                  refs={e: ids_by_name[e] for e in want["members"] if e in ids_by_name}))
+                                  refs={e: ids[e] for e in want["members"] if e in ids}))
             continue
         matched_groups.add(str(res.get("id")))
         have = live_group(res, usernames, p)
         diff = attribute_diff(want, have)
         if diff:
-            refs = {e: ids_by_name[e] for e in set(want["members"]) | set(have["members"]) if e in ids_by_name}
+            refs = {e: ids[e] for e in set(want["members"]) | set(have["members"]) if e in ids}
             refs.update({e: e[3:] for e in have["members"] if e.startswith("id:")})
+            notes_here = [f"{e} is a member twice on the provider; the duplicate entry is removed"
+                          for e in _twice(have["members"])]
+            if have["displayName"] != t.name:
+                notes_here.append(f"renamed from {have['displayName']} (previously), keeping id {res['id']}")
             changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
                                   before={k: have.get(k) for k in want}, after=want, diff=diff,
-                                  id=str(res["id"]), precondition=precondition(res, caps), refs=refs))
+                                  id=str(res["id"]), precondition=precondition(res, caps), refs=refs,
+                                  notes=notes_here))
     managed += sum(1 for g in live.groups if prefix and str(g.get("externalId") or "").startswith(prefix))
     for g in live.groups:
         gid = str(g.get("id"))
@@ -804,10 +918,23 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     return ProviderPlan(changes, notes, protected, managed)
 
 
-def _refs_user(want: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _twice(names: list[str]) -> list[str]:
+    """Names listed more than once (a group that holds one member twice), in order."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for n in names:
+        if n in seen and n not in out:
+            out.append(n)
+        seen.add(n)
+    return out
+
+
+def _refs_user(want: dict[str, Any], ids: dict[str, str]) -> dict[str, str]:
+    """The live id of the member's manager where the manager exists already (a new member under an
+    existing, unchanged manager needs it: no other change of the plan carries it)."""
     mgr = want.get("enterprise:manager")
-    if mgr and mgr in by_name:
-        return {mgr: str(by_name[mgr]["id"])}
+    if mgr and mgr in ids:
+        return {mgr: ids[mgr]}
     return {}
 
 

@@ -28,6 +28,8 @@ def test_every_phase_writes_from_the_same_few_threads(scim: ScimServer,
     lock = threading.Lock()
 
     def record(r: CallRecord) -> None:
+        if r.method == "GET":  # the group names apply reads around its creates: not writes
+            return
         with lock:
             resource = r.path.split("/v2/", 1)[-1].split("/")[0]
             writers.setdefault(f"{r.method} {resource}", set()).add(threading.current_thread())
