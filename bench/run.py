@@ -183,7 +183,7 @@ def pooled(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 def w_reconciler(job: dict[str, Any]) -> dict[str, Any]:
     """plan (and apply): reconciler in this process, as the CLI runs it (plan rendered as text)."""
     from reconciler.apply import apply_plan
-    from reconciler.config import load_config
+    from reconciler.config.loader import load_config
     from reconciler.providers._http import CallRecord
     from reconciler.render.text import PlanText
     from reconciler.session import Session

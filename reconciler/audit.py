@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from reconciler.config.secrets import redact
 from reconciler.errors import ReconcilerError
 from reconciler.providers._http import CallRecord
+from reconciler.secrets import redact
 
 if TYPE_CHECKING:
     from reconciler.execute import Outcome

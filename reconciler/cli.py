@@ -19,12 +19,12 @@ from reconciler import __version__
 from reconciler.apply import ApplyResult, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.clierrors import handle_errors
-from reconciler.config import load_config
-from reconciler.config.secrets import redact
+from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
+from reconciler.providers.scim.system import plan_one as scim_plan_one
 from reconciler.render import RENDERERS
 from reconciler.render.json import plan_document
 from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
@@ -37,6 +37,7 @@ from reconciler.saved import (
     load_saved_plan,
     write_saved_plan,
 )
+from reconciler.secrets import redact
 from reconciler.session import Session
 
 
@@ -371,7 +372,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
     new_cfg = load_config(target)
     sink: list[Callable[[CallRecord], None]] = []
     with Session(new_cfg, recorder=_fanout(sink)) as session:
-        pp = session.plan_provider(new_cfg.provider(provider_name))
+        pp = scim_plan_one(session, new_cfg.provider(provider_name))
         marks, rest = split_adoption(pp.changes)
         if marks and adopt:
             p = Plan(changes=marks, config_digest=new_cfg.digest, commit=git_commit(new_cfg.root))

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.config.secrets import redact
 from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 

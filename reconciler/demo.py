@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError
 from reconciler.render.text import PlanText
 from reconciler.sandbox.scim import transport

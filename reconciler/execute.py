@@ -11,14 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from reconciler.config.secrets import redact
 from reconciler.errors import ReconcilerError
-from reconciler.plan.model import Change
+from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
+from reconciler.secrets import redact
 
 
 @dataclass
@@ -27,6 +27,28 @@ class Outcome:
     ok: bool
     error: str | None = None
     duration_ms: float = 0.0
+
+
+@dataclass
+class ApplyResult:
+    """Every outcome of one apply, across systems, and the summary line."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {o.change.address: o.error or "failed" for o in self.outcomes if not o.ok}
+
+    def summary(self) -> str:
+        n = {a: 0 for a in Action}
+        for o in self.outcomes:
+            if o.ok:
+                n[o.change.action] += 1
+        done = ", ".join(f"{n[a]} {p}" for a, p in ((Action.CREATE, "created"), (Action.UPDATE, "updated"),
+                                                     (Action.DEACTIVATE, "deactivated"),
+                                                     (Action.DELETE, "deleted")))
+        failed = len(self.failures)
+        return f"Apply complete: {done}" + (f"; {failed} failed." if failed else ".")
 
 
 def run_one(c: Change, step: Callable[[Change], Any]) -> Outcome:

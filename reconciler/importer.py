@@ -19,10 +19,12 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from reconciler.config.models import ScimProvider, check_email
+from reconciler.config.base import check_email
+from reconciler.config.models import ScimProvider
 from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Change
 from reconciler.providers import scim
+from reconciler.providers.scim.client import client_for
 from reconciler.schemas import BASE_ID
 from reconciler.session import Session
 
@@ -58,7 +60,7 @@ def import_provider(session: Session, name: str) -> Imported:
     except KeyError:
         known = ", ".join(sorted(x.name for x in session.config.providers)) or "(none)"
         raise ReconcilerError(f"--provider {name}: no such provider in the config; valid: {known}") from None
-    client = session.client(name)
+    client = client_for(session, name)
     client.discover()
     live = client.read()
     return build(p, live.users, live.groups)

@@ -2,8 +2,10 @@
 
 A saved plan is the JSON plan document (``schemas/plan.schema.json``) plus
 what apply needs to check it: the config path (as given to ``plan``, relative
-to the directory ``plan`` ran in), the config digest, and the live sizes that
-let apply choose the cheaper way to re-read the objects the plan touches.
+to the directory ``plan`` ran in), the config digest, and what each system
+read (``live``: SCIM records its sizes, which let apply choose the cheaper way
+to re-read the objects the plan touches). Each system checks its own changes
+(``reconciler.contract.LiveSystem.stale``).
 
 Before changing anything, apply checks that (1) the config on disk has the
 digest the plan was made from and (2) every object a change touches is still
@@ -20,44 +22,29 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.config.models import Config
-from reconciler.config.secrets import redact
+from reconciler.contract import Check
 from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.plan.model import Change, Plan
-from reconciler.providers import scim
+from reconciler.providers.registry import SYSTEMS
 from reconciler.render.json import FORMAT_VERSION, plan_document
-from reconciler.session import Session, planners
+from reconciler.secrets import redact
+from reconciler.session import Session
 
 # The kind marker that tells a saved plan from a YAML config given to `apply`.
 KIND = "reconciler-plan"
 _MAJOR = FORMAT_VERSION.split(".", 1)[0]
-
-
-@dataclass
-class LiveSize:
-    """How big a provider's live state was at plan time (to price a full re-read)."""
-
-    users: int
-    groups: int
-    page_size: int
-
-    def list_calls(self) -> int:
-        """Paged list calls that read every user and group (an empty list still costs one call)."""
-        return max(1, math.ceil(self.users / self.page_size)) + max(1, math.ceil(self.groups / self.page_size))
 
 
 @dataclass
@@ -66,7 +53,7 @@ class SavedPlan:
     path: Path
     config_path: str | None
     created_at: str | None = None
-    live: dict[str, LiveSize] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)  # what each system read at plan time (its sizes)
     document: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,11 +79,7 @@ def saved_document(plan: Plan, config_root: str | Path, session: Session | None 
     doc["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     doc["reconciler_version"] = __version__
     if session is not None:
-        live: dict[str, Any] = {}
-        for name, state in sorted(session.live.items()):
-            live[name] = {"users": len(state.users), "groups": len(state.groups),
-                          "page_size": session.client(name).page_size()}
-        doc["live"] = live
+        doc["live"] = dict(sorted(session.live.items()))
     return doc
 
 
@@ -145,12 +128,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
                         "run plan again") from None
     plan = Plan(changes=changes, notes=list(doc.get("notes", [])), config_digest=str(doc.get("config_digest", "")),
                 commit=doc.get("commit"), protected=list(doc.get("protected", [])))
-    live = {}
-    for name, v in (doc.get("live") or {}).items():
-        try:
-            live[name] = LiveSize(int(v["users"]), int(v["groups"]), max(1, int(v["page_size"])))
-        except (KeyError, TypeError, ValueError):
-            continue
+    raw = doc.get("live")
+    live: dict[str, Any] = raw if isinstance(raw, dict) else {}
     cp = doc.get("config_path")
     return SavedPlan(plan, path, str(cp) if cp is not None else None, doc.get("created_at"), live, doc)
 
@@ -177,117 +156,17 @@ def check_config(saved: SavedPlan, config: Config) -> None:
 
 # --- preconditions --------------------------------------------------------------------------------
 
-@dataclass
-class Check:
-    """What the precondition check did for one provider (for the output and the tests)."""
-
-    provider: str
-    touched: int
-    strategy: str  # "list" or "get"
-    stale: list[tuple[str, str]] = field(default_factory=list)  # (address, reason)
-
-
-# Reading this many objects inside list pages costs about as much as one more HTTP call (scim2-server,
-# measured: about 90 ms per page plus 0.9 ms per object; SaaS providers count calls against rate limits).
-OBJECTS_PER_CALL = 100
-
-
-def choose_strategy(touched: int, size: LiveSize | None) -> str:
-    """Re-read the touched objects one GET each, or the whole state by paged lists: whichever costs
-    less, counting calls (what rate limits count) plus the objects a full list drags along. Without
-    the plan-time size, GETs: their cost is bounded by the plan itself."""
-    if size is None:
-        return "get"
-    list_cost = size.list_calls() + (size.users + size.groups) / OBJECTS_PER_CALL
-    return "list" if list_cost < touched else "get"
-
-
 def check_preconditions(session: Session, saved: SavedPlan) -> list[Check]:
-    """Re-read every object the plan touches; raise StalePlanError naming each one that changed."""
+    """Every system re-reads what its changes touch; raise StalePlanError naming each one that moved."""
     checks: list[Check] = []
-    for p in session.config.providers:
-        mine = [c for c in saved.plan.changes if c.provider == p.name and c.address.startswith("scim.")]
-        if not mine:
-            continue
-        client = session.client(p.name)
-        caps = client.discover()
-        strategy = choose_strategy(len(mine), saved.live.get(p.name))
-        check = Check(p.name, len(mine), strategy)
-        found = reread(client, mine, strategy, p.concurrency)
-        for c, res in zip(mine, found, strict=True):
-            reason = stale_reason(c, res, caps)
-            if reason:
-                check.stale.append((c.address, reason))
-        checks.append(check)
-    checks += tracker_checks(session, saved.plan.changes)
+    for system in SYSTEMS:
+        mine = [c for c in saved.plan.changes if c.address.startswith(system.prefix)]
+        if mine:
+            checks += system.stale(session, mine, saved.live)
     stale = [s for c in checks for s in c.stale]
     if stale:
         raise StalePlanError(stale_message(stale))
     return checks
-
-
-def tracker_checks(session: Session, changes: list[Change]) -> list[Check]:
-    """Tracker changes: plan the tracker again (its paged reads) and compare each saved change with the
-    fresh one at the same address: gone (converged meanwhile) or a different live digest is stale."""
-    out: list[Check] = []
-    # the saved plan passed the removal guards when it was made (with --allow-removals if it needed to);
-    # planning again to compare must not refuse the removals that were reviewed
-    removals = sum(1 for c in changes if c.action.is_removal)
-    session.allow_removals = max(session.allow_removals or 0, removals)
-    for planner in planners():
-        mine = [c for c in changes if c.address.startswith(planner.prefix)]
-        if not mine:
-            continue
-        fresh = {c.address: c for c in planner.plan(session).changes}
-        check = Check(planner.prefix.rstrip("."), len(mine), "plan")
-        for c in mine:
-            now = fresh.get(c.address)
-            if now is None:
-                check.stale.append((c.address, "no longer needs this change (the tracker changed since the "
-                                               "plan was made)"))
-            elif now.action is not c.action or _digest_of(now) != _digest_of(c):
-                check.stale.append((c.address, "changed since the plan was made"))
-        out.append(check)
-    return out
-
-
-def _digest_of(c: Change) -> str | None:
-    return c.precondition.digest if c.precondition is not None else None
-
-
-def reread(client: scim.ScimClient, changes: list[Change], strategy: str, concurrency: int) \
-        -> list[dict[str, Any] | None]:
-    """The live object of each change now (None where there is none), by paged list or GET per object."""
-    if strategy == "list":
-        live = client.read()
-        by_id = {str(r.get("id")): r for r in [*live.users, *live.groups]}
-        users = {str(u.get("userName", "")).lower(): u for u in live.users}
-        groups = {str(g.get("displayName")): g for g in live.groups}
-        return [by_id.get(c.id) if c.id is not None else
-                users.get(c.key.lower()) if c.kind == "user" else groups.get(c.key) for c in changes]
-
-    def one(c: Change) -> dict[str, Any] | None:
-        if c.id is not None:
-            return client.get("Users" if c.kind == "user" else "Groups", c.id)
-        return client.find_user(c.key) if c.kind == "user" else client.find_group(c.key)
-
-    return _map(one, changes, concurrency)
-
-
-def stale_reason(c: Change, live: dict[str, Any] | None, caps: scim.Capabilities) -> str | None:
-    if c.id is None:  # a create: the object must still be absent
-        return "was created on the provider since the plan was made" if live is not None else None
-    if live is None:
-        return "was deleted since the plan was made"
-    pre = c.precondition
-    if pre is None:
-        return None
-    version = (live.get("meta") or {}).get("version")
-    if pre.etag and version:
-        return None if str(version) == pre.etag else "changed since the plan was made"
-    if pre.digest:
-        return None if scim.digest(live) == pre.digest else "changed since the plan was made"
-    return None
 
 
 def stale_message(stale: list[tuple[str, str]], limit: int = 10) -> str:
@@ -298,14 +177,6 @@ def stale_message(stale: list[tuple[str, str]], limit: int = 10) -> str:
     more = f"\n  ... and {len(stale) - limit} more" if len(stale) > limit else ""
     return (f"plan is stale: {len(stale)} objects changed since the plan was made; run plan again\n  "
             + "\n  ".join(lines) + more)
-
-
-def _map(fn: Callable[[Change], dict[str, Any] | None], items: list[Change], workers: int) \
-        -> list[dict[str, Any] | None]:
-    if workers <= 1 or len(items) <= 1:
-        return [fn(c) for c in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="precondition") as pool:
-        return list(pool.map(fn, items))
 
 
 # --- drift: was the config the same at a git revision? --------------------------------------------
@@ -348,6 +219,6 @@ def _git(cwd: Path, *args: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
-__all__ = ["KIND", "Check", "LiveSize", "SavedPlan", "StalePlanError", "check_config",
+__all__ = ["KIND", "Check", "SavedPlan", "StalePlanError", "check_config",
            "check_preconditions", "config_digest_at", "is_drift", "is_saved_plan", "load_config_for",
            "load_saved_plan", "write_saved_plan"]

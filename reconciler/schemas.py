@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.models import ConfigFile
-from reconciler.config.secrets import SECRET_PATTERN
+from reconciler.secrets import SECRET_PATTERN
 
 BASE_ID = "https://reconciler.dev/schemas/"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

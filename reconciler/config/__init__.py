@@ -1,6 +1,6 @@
-"""Config: YAML files with positions -> validated desired-state models."""
+"""Config: YAML files with positions -> validated desired-state models.
 
-from reconciler.config.loader import load_config
-from reconciler.config.models import Config, ConfigFile, Member, ScimProvider, Team
-
-__all__ = ["Config", "ConfigFile", "Member", "ScimProvider", "Team", "load_config"]
+``loader.load_config`` reads a config; ``models`` holds what it may declare. The package itself imports
+nothing, so that the models of the other kinds (integrations, user maps) can build on ``base`` without a
+cycle through the loader.
+"""

@@ -6,26 +6,26 @@ with the valid choices or a "did you mean".
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.config.models import Config, ConfigFile, Item, Member, Origin, ScimProvider, Team
-from reconciler.config.secrets import CREDENTIAL_FIELDS
+import reconciler.integrations.checks  # noqa: F401  (registers the connection and integration checks)
+import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fallback user checks)
+from reconciler.config.base import Item, Origin
+from reconciler.config.checks import CHECKS, did_you_mean
+from reconciler.config.models import Config, ConfigFile, Member, ScimProvider, Team
 from reconciler.config.yamlpos import Document, load
 from reconciler.errors import ConfigError, Diagnostic
+from reconciler.secrets import CREDENTIAL_FIELDS
 
 SUFFIXES = (".yaml", ".yml")
 
-# Cross-file checks other parts of reconciler register (user maps, integrations ...).
-# Each gets the merged Config and returns Diagnostics.
-CHECKS: list[Callable[[Config], list[Diagnostic]]] = []
 
 
 def config_files(root: Path) -> list[Path]:
@@ -78,18 +78,7 @@ def load_config(path: str | Path) -> Config:
     if problems:
         raise ConfigError(problems)
 
-    config = Config(
-        root=str(root),
-        files=[_display(f) for f in files],
-        providers=[p for _, m in parsed for p in m.providers],
-        members=[x for _, m in parsed for x in m.members],
-        teams=[x for _, m in parsed for x in m.teams],
-        digest=digest.hexdigest(),
-    )
-    for _, m in parsed:
-        for name in type(m).model_fields:
-            if name not in ("providers", "members", "teams"):
-                setattr(config, name, [*getattr(config, name, []), *getattr(m, name)])
+    config = Config.merge(str(root), [_display(f) for f in files], digest.hexdigest(), [m for _, m in parsed])
     problems.extend(cross_check(config))
     for check in CHECKS:
         problems.extend(check(config))
@@ -119,16 +108,6 @@ def _display(f: Path) -> str:
 def _diag(item: Item, field: str | None, message: str, *, key: bool = False) -> Diagnostic:
     file, line, col = item.where(field, key=key)
     return Diagnostic(file, line, col, message)
-
-
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean '{close[0]}'?)"
-    if 0 < len(choices) <= 12:
-        return f"; valid choices: {', '.join(sorted(choices))}"
-    return ""
 
 
 def cross_check(config: Config) -> list[Diagnostic]:
@@ -483,13 +462,5 @@ def _is_tag(tp: Any, part: str) -> bool:
                 return True
     return False
 
-
-# registers the connection and integration cross-checks (needs CHECKS and did_you_mean above)
-import reconciler.integrations.checks  # noqa: E402,F401,I001
-import reconciler.usermaps.checks  # noqa: E402,F401,I001  (user map and fallback user checks)
-from reconciler.providers.redmine import check_redmine_config  # noqa: E402,I001
-
-if check_redmine_config not in CHECKS:
-    CHECKS.append(check_redmine_config)
 
 __all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

@@ -6,87 +6,15 @@ JSON Schema (``schemas/config.schema.json``), which editors use to autocomplete.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
-from reconciler.config.secrets import SecretRef
-
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
-
-# RFC 5322 is far wider; this is what SCIM providers and trackers accept in practice.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
-
-
-def check_email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError(f"'{value}' is not a valid email address")
-    return value
-
-
-def check_http_url(value: str) -> str:
-    """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"'{value}' is not an http(s) URL; write https://host/path")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(f"'{value}' uses plain http; only https is allowed except to loopback "
-                         "(127.0.0.1, localhost, ::1)")
-    return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class Origin:
-    """Where an item was declared: file, and the positions of its keys and values."""
-
-    __slots__ = ("file", "line", "column", "keys", "values")
-
-    def __init__(self, file: str, line: int, column: int,
-                 keys: dict[str, tuple[int, int]], values: dict[str, tuple[int, int]]) -> None:
-        self.file, self.line, self.column, self.keys, self.values = file, line, column, keys, values
-
-    def at(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
-        table = self.keys if key else self.values
-        if field is not None and field in table:
-            line, col = table[field]
-            return self.file, line, col
-        return self.file, self.line, self.column
-
-
-class Model(BaseModel):
-    # no inf/nan: 'timeout: 1e400' or 'max_removal_percent: .nan' is a mistake, not a setting
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=False,
-                              allow_inf_nan=False)
-
-
-class Item(Model):
-    """A declared object that remembers where in which file it was declared."""
-
-    _origin: Origin | None = PrivateAttr(default=None)
-
-    def where(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
-        if self._origin is None:
-            return ("<config>", 0, 0)
-        return self._origin.at(field, key=key)
-
-    def locate(self, field: str | None = None) -> str:
-        """``file:line:col`` of a field's value (of the item without a field), to start an error with."""
-        f, line, col = self.where(field)
-        return f"{f}:{line}:{col}"
-
+from reconciler.config.base import Item, Model, Name, check_email, check_http_url
+from reconciler.integrations.models import Connection, Integration
+from reconciler.secrets import SecretRef
+from reconciler.usermaps.models import FallbackUser, UserMap
 
 # --- credentials -----------------------------------------------------------
 
@@ -276,8 +204,6 @@ class Team(Item):
         return self.name
 
 
-from reconciler.integrations.models import Connection, Integration  # noqa: E402  (needs Item above)
-from reconciler.usermaps.models import FallbackUser, UserMap  # noqa: E402  (needs Item above)
 
 
 class ConfigFile(Model):
@@ -299,17 +225,29 @@ class ConfigFile(Model):
     """Who stands in when a member has no identity in a system; the most specific rule wins."""
 
 
+@dataclass
 class Config:
-    """A whole config: every file merged, cross-references checked."""
+    """A whole config: every file merged, cross-references checked. Every kind is a declared field."""
 
-    def __init__(self, root: str, files: list[str], providers: list[ScimProvider],
-                 members: list[Member], teams: list[Team], digest: str) -> None:
-        self.root = root
-        self.files = files
-        self.providers = providers
-        self.members = members
-        self.teams = teams
-        self.digest = digest
+    root: str
+    files: list[str]
+    providers: list[ScimProvider]
+    members: list[Member]
+    teams: list[Team]
+    digest: str
+    connections: list[Connection] = field(default_factory=list)
+    integrations: list[Integration] = field(default_factory=list)
+    user_maps: list[UserMap] = field(default_factory=list)
+    fallback_users: list[FallbackUser] = field(default_factory=list)
+
+    @classmethod
+    def merge(cls, root: str, files: list[str], digest: str, parts: list[ConfigFile]) -> Config:
+        """The kinds of every file, in file order."""
+        def every(kind: str) -> list[Any]:
+            return [x for part in parts for x in getattr(part, kind)]
+        return cls(root=root, files=files, digest=digest, providers=every("providers"), members=every("members"),
+                   teams=every("teams"), connections=every("connections"), integrations=every("integrations"),
+                   user_maps=every("user_maps"), fallback_users=every("fallback_users"))
 
     def provider(self, name: str) -> ScimProvider:
         for p in self.providers:

@@ -1,4 +1,4 @@
-"""Cross-file checks for connections and integrations, registered in ``reconciler.config.loader.CHECKS``.
+"""Cross-file checks for connections and integrations, registered in ``reconciler.config.checks.CHECKS``.
 
 Each problem points at the YAML (file:line:col), says what is wrong and the valid choices.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reconciler.config.loader import CHECKS, did_you_mean
-from reconciler.config.models import Config, Item
+from reconciler.config.base import Item
+from reconciler.config.checks import CHECKS, did_you_mean
+from reconciler.config.models import Config
 from reconciler.errors import Diagnostic
 from reconciler.integrations.models import MAX_LABEL_LENGTH, MAX_LABELS, Integration
 
@@ -17,11 +18,11 @@ _WHITESPACE = re.compile(r"\s")
 
 
 def connections(config: Config) -> list[Any]:
-    return list(getattr(config, "connections", []))
+    return list(config.connections)
 
 
 def integrations(config: Config) -> list[Integration]:
-    return list(getattr(config, "integrations", []))
+    return list(config.integrations)
 
 
 def _diag(item: Item, field: str | None, message: str, *, key: bool = False) -> Diagnostic:
@@ -73,6 +74,24 @@ def check_integrations(config: Config) -> list[Diagnostic]:
                                                f"'{i.connection}'; give one a different webhook.name"))
             webhook_names[(i.connection, wn)] = i
     out += _check_role_modes(integrations(config))
+    out += _check_connection_kinds(config, by_name, teams)
+    return out
+
+
+def _check_connection_kinds(config: Config, by_name: dict[str, Any], teams: set[str]) -> list[Diagnostic]:
+    """What a kind of connection declares it cannot hold (``UNSUPPORTED`` on its model: Redmine has no
+    resolutions and no webhooks), and the teams a connection converges (``teams:``) being declared."""
+    out: list[Diagnostic] = []
+    for c in by_name.values():
+        for n, name in enumerate(getattr(c, "teams", None) or []):
+            if name not in teams:
+                out.append(_diag(c, f"teams[{n}]", f"connection '{c.name}' lists unknown team '{name}'"
+                                 + did_you_mean(name, teams)))
+    for i in integrations(config):
+        unsupported: dict[str, str] = getattr(by_name.get(i.connection), "UNSUPPORTED", {})
+        for key, why in unsupported.items():
+            if getattr(i, key, None):
+                out.append(_diag(i, key, f"integration '{i.name}': {why}", key=True))
     return out
 
 

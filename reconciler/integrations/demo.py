@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, PlanError
 from reconciler.render.text import PlanText
 from reconciler.sandbox import jira as jira_sandbox
@@ -40,7 +40,7 @@ def run_jira_demo(echo: Callable[[str], None], colour: bool = False) -> None:
         "platform": scim_t, "acme-cloud": jira_sandbox.transport(cloud), "acme-dc": jira_sandbox.transport(dc)}
     config = load_config(folder)
     renderer = PlanText(colour=colour)
-    echo(f"\n# Tracker integrations: {folder.name} ({len(getattr(config, 'integrations', []))} integrations) "
+    echo(f"\n# Tracker integrations: {folder.name} ({len(config.integrations)} integrations) "
          "against embedded Jira Cloud and Jira Data Center sandboxes (no network)\n\n")
     with Session(config, transports=transports) as session:
         echo("$ reconciler plan examples/full\n\n")

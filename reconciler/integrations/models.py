@@ -9,12 +9,12 @@ against the live tracker at plan time.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from reconciler.config.models import Item, Model, Name, check_email
-from reconciler.config.secrets import SecretRef
+from reconciler.config.base import Item, Model, Name, check_email
+from reconciler.secrets import SecretRef
 
 _ATLASSIAN_SITE = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.atlassian\.net/?$")
 _PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{1,254}$")
@@ -117,6 +117,12 @@ class JiraDataCenterConnection(_JiraConnection):
 
 class RedmineConnection(_Connection):
     """A Redmine instance, reached with the integration user's REST API key."""
+
+    # integration settings Redmine has no place for: key -> what to do instead (checked at load time)
+    UNSUPPORTED: ClassVar[dict[str, str]] = {
+        "resolutions": "Redmine has no resolutions; map closed reasons to statuses under 'statuses:' instead",
+        "webhook": "Redmine has no webhooks; remove 'webhook' from an integration on a redmine connection",
+    }
 
     name: Name
     """Short name used in addresses and by integrations."""

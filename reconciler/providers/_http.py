@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler import __version__
-from reconciler.config.secrets import redact, remember
 from reconciler.errors import (
     AuthError,
     ConflictError,
@@ -29,6 +28,7 @@ from reconciler.errors import (
     ProviderError,
     ServerError,
 )
+from reconciler.secrets import redact, remember
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"reconciler/{__version__}"

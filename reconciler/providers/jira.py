@@ -26,13 +26,16 @@ from typing import Any
 import httpx
 
 from reconciler.config.models import Config
-from reconciler.config.secrets import redact, resolve
+from reconciler.contract import Check, CheckResult
 from reconciler.errors import AuthError, NotFoundError, PlanError, ProviderError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome, run_changes
-from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection
+from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection, RedmineConnection
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import BearerToken, Http, build_client
+from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
+from reconciler.secrets import redact, resolve
+from reconciler.usermaps.resolve import fallback_users, identities_for, mapped_identities
 
 PREFIX = "jira."
 JIRA_TYPES = ("jira-cloud", "jira-datacenter")
@@ -64,11 +67,11 @@ def address(conn: str, kind: str, key: str) -> str:
 
 
 def jira_connections(config: Config) -> list[JiraConnection]:
-    return [c for c in getattr(config, "connections", []) if c.type in JIRA_TYPES]
+    return [c for c in config.connections if not isinstance(c, RedmineConnection)]
 
 
 def integrations_for(config: Config, conn: str) -> list[Integration]:
-    return [i for i in getattr(config, "integrations", []) if i.connection == conn]
+    return [i for i in config.integrations if i.connection == conn]
 
 
 def _digest(value: Any) -> str:
@@ -388,7 +391,6 @@ class ConnectionPlanner:
         self.out.problems.append(f"{where}{text}")
 
     def plan(self) -> JiraPlan:
-        from reconciler.usermaps.resolve import fallback_users, identities_for, mapped_identities
         ints = integrations_for(self.config, self.conn.name)
         me = self.client.myself()
         self.live.me = self.client.identity_of(me)
@@ -417,7 +419,6 @@ class ConnectionPlanner:
         return self.out
 
     def _check_accounts(self, mapped: dict[str, str], fallbacks: list[Any]) -> None:
-        from reconciler.usermaps.resolve import identities_for
         members = {m.key: m for m in self.config.members}
         kind = "account ID" if self.client.cloud else "username"
         for ident, email in sorted(mapped.items()):
@@ -589,7 +590,6 @@ class ConnectionPlanner:
         return [Change(self.conn.name, "test_issue", i.name, Action.CREATE, a, after=after, refs=refs)], True
 
     def _plan_roles(self, i: Integration, role_ids: dict[str, int]) -> None:
-        from reconciler.usermaps.resolve import identities_for
         if not i.team_roles:
             return
         teams = {t.name: t for t in self.config.teams}
@@ -718,9 +718,9 @@ class ConnectionPlanner:
         """
         declared = {i.name: i.project for i in ints}
         site = {c.name for c in jira_connections(self.config) if c.url == self.conn.url}
-        declared_hooks = {str(i.webhook_name()) for i in getattr(self.config, "integrations", [])
+        declared_hooks = {str(i.webhook_name()) for i in self.config.integrations
                           if i.connection in site and i.webhook is not None}
-        others = {c.name for c in getattr(self.config, "connections", [])} - {self.conn.name}
+        others = {c.name for c in self.config.connections} - {self.conn.name}
         projects = set(declared.values()) | set(self.conn.scan_projects)
         hooks = self._webhooks_if_allowed()
         by_convention: dict[str, dict[str, Any]] = {}
@@ -933,7 +933,7 @@ class ConnectionApplier:
 # --- the Planner the session calls ------------------------------------------------------
 
 class JiraPlanner:
-    """The ``Planner`` for every Jira connection of a config (see ``reconciler.session.Planner``)."""
+    """Every Jira connection of a config, as one live system (``reconciler.contract.LiveSystem``)."""
 
     prefix = PREFIX
 
@@ -982,8 +982,13 @@ class JiraPlanner:
                 client.close()
         return out
 
-    def check(self, session: Any) -> list[Any]:
-        from reconciler.session import CheckResult
+    def select(self, changes: list[Change], targets: list[str], config: Config) -> list[Change]:
+        return select_by_prefix(changes, targets, config)
+
+    def stale(self, session: Any, changes: list[Change], facts: dict[str, Any]) -> list[Check]:
+        return stale_by_replanning(self, session, changes, PREFIX.rstrip("."))
+
+    def check(self, session: Any) -> list[CheckResult]:
         results = []
         for conn in jira_connections(session.config):
             r = CheckResult(conn.name, True)
@@ -1013,7 +1018,6 @@ class JiraPlanner:
 
 
 def _mapped(config: Config, conn: str) -> bool:
-    from reconciler.usermaps.resolve import mapped_identities
     return bool(mapped_identities(config, conn))
 
 

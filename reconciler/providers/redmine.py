@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from reconciler.config.models import Config, Member, Team
-from reconciler.config.secrets import redact, resolve
+from reconciler.contract import Check, CheckResult
 from reconciler.errors import (
     AuthError,
     ConflictError,
@@ -42,10 +42,13 @@ from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import Http, Recorder, build_client, check_url
+from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
+from reconciler.secrets import redact, resolve
+from reconciler.usermaps import identities_for
 
 if TYPE_CHECKING:
     from reconciler.integrations.models import Integration, RedmineConnection
-    from reconciler.session import CheckResult, Session
+    from reconciler.session import Session
 
 PREFIX = "redmine."
 # Redmine's own cap on `limit` for list calls.
@@ -279,11 +282,11 @@ def _opt(conn: Any, name: str, default: Any) -> Any:
 # --- the config side ----------------------------------------------------------
 
 def redmine_connections(config: Config) -> list[RedmineConnection]:
-    return [c for c in getattr(config, "connections", None) or [] if getattr(c, "type", None) == "redmine"]
+    return [c for c in config.connections if c.type == "redmine"]
 
 
 def integrations_on(config: Config, conn: str) -> list[Integration]:
-    return [i for i in getattr(config, "integrations", None) or [] if i.connection == conn]
+    return [i for i in config.integrations if i.connection == conn]
 
 
 def synced_teams(config: Config, conn: RedmineConnection) -> list[Team]:
@@ -296,32 +299,6 @@ def synced_teams(config: Config, conn: RedmineConnection) -> list[Team]:
 
 def address(conn: str, kind: str, key: str) -> str:
     return f'{PREFIX}{conn}.{kind}["{key}"]'
-
-
-def check_redmine_config(config: Config) -> list[Any]:
-    """Located config errors that need no live Redmine: unknown team names, and integration settings
-    Redmine has no place for."""
-    from reconciler.config.loader import did_you_mean
-    from reconciler.errors import Diagnostic
-
-    out: list[Diagnostic] = []
-    teams = {t.name for t in config.teams}
-    for c in redmine_connections(config):
-        for n, name in enumerate(c.teams or []):
-            if name not in teams:
-                f, line, col = c.where(f"teams[{n}]")
-                out.append(Diagnostic(f, line, col, f"connection '{c.name}' lists unknown team '{name}'"
-                                      + did_you_mean(name, teams)))
-        for i in integrations_on(config, c.name):
-            if i.resolutions:
-                f, line, col = i.where("resolutions", key=True)
-                out.append(Diagnostic(f, line, col, f"integration '{i.name}': Redmine has no resolutions; map "
-                                      "closed reasons to statuses under 'statuses:' instead"))
-            if i.webhook is not None:
-                f, line, col = i.where("webhook", key=True)
-                out.append(Diagnostic(f, line, col, f"integration '{i.name}': Redmine has no webhooks; remove "
-                                      "'webhook' from an integration on a redmine connection"))
-    return out
 
 
 # --- live state ------------------------------------------------------------------
@@ -453,7 +430,6 @@ def _valid(items: list[dict[str, Any]]) -> str:
 def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) -> ProviderPlan:
     """Pure: desired (config) + live (read) -> changes. Every name an integration uses is checked here,
     and all problems are reported at once with the valid values."""
-    from reconciler.usermaps import identities_for
 
     c = conn.name
     provider = f"{PREFIX}{c}"
@@ -1056,17 +1032,15 @@ class RedmineApplier:
 # --- the Planner ---------------------------------------------------------------------
 
 class RedminePlanner:
-    """Plans, applies and checks every redmine connection of a session (see ``reconciler.session.Planner``)."""
+    """Every redmine connection of a config, as one live system (``reconciler.contract.LiveSystem``)."""
 
     prefix = PREFIX
 
     def client(self, session: Session, conn: RedmineConnection) -> RedmineClient:
         key = f"{PREFIX}{conn.name}"
-        if key not in session.tracker_clients:
-            session.tracker_clients[key] = connect(conn, transport=session.transports.get(key),
-                                                   recorder=session.recorder, base_dir=session.base_dir,
-                                                   sleep=session.sleep, attempts=session.attempts)
-        client: RedmineClient = session.tracker_clients[key]
+        client: RedmineClient = session.connection(key, lambda: connect(
+            conn, transport=session.transports.get(key), recorder=session.recorder, base_dir=session.base_dir,
+            sleep=session.sleep, attempts=session.attempts))
         return client
 
     def plan(self, session: Session) -> ProviderPlan:
@@ -1092,9 +1066,13 @@ class RedminePlanner:
                 outcomes += RedmineApplier(self.client(session, conn), conn, observer).run(mine)
         return outcomes
 
-    def check(self, session: Session) -> list[CheckResult]:
-        from reconciler.session import CheckResult
+    def select(self, changes: list[Change], targets: list[str], config: Config) -> list[Change]:
+        return select_by_prefix(changes, targets, config)
 
+    def stale(self, session: Session, changes: list[Change], facts: dict[str, Any]) -> list[Check]:
+        return stale_by_replanning(self, session, changes, PREFIX.rstrip("."))
+
+    def check(self, session: Session) -> list[CheckResult]:
         out = []
         for conn in redmine_connections(session.config):
             res = CheckResult(f"{PREFIX}{conn.name}", ok=False)
@@ -1130,4 +1108,4 @@ class RedminePlanner:
 planner = RedminePlanner()
 
 __all__ = ["LiveState", "PREFIX", "RedmineApiKey", "RedmineApplier", "RedmineClient", "RedminePlanner",
-           "check_redmine_config", "connect", "plan_connection", "planner", "read_live"]
+           "connect", "plan_connection", "planner", "read_live"]

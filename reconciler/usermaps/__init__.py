@@ -4,8 +4,6 @@ Public API for tracker providers: ``resolve_identity``, ``identities_for``,
 ``mapped_identities`` and ``Resolution``.
 """
 
-# the config package imports this package's models; loading it first keeps that cycle in one order
-import reconciler.config  # noqa: F401,I001
 from reconciler.usermaps.models import FallbackUser, UserMap
 from reconciler.usermaps.resolve import (
     Resolution,

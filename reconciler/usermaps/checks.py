@@ -1,4 +1,4 @@
-"""Cross-file checks of user maps and fallback users, registered in ``reconciler.config.loader.CHECKS``.
+"""Cross-file checks of user maps and fallback users, registered in ``reconciler.config.checks.CHECKS``.
 
 A (system, identity) pair belongs to one member only; every member named must
 exist; identities have the shape their system expects; a fallback user must be
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
-from reconciler.config.loader import CHECKS, did_you_mean
-from reconciler.config.models import Config, Item
+from reconciler.config.base import Item
+from reconciler.config.checks import CHECKS, did_you_mean
+from reconciler.config.models import Config
 from reconciler.errors import Diagnostic
 from reconciler.usermaps.models import FallbackUser, UserMap
 from reconciler.usermaps.resolve import connections, fallback_users, system_type, user_maps

@@ -25,8 +25,9 @@ from defusedxml.common import DefusedXmlException, DTDForbidden, EntitiesForbidd
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from reconciler.config.base import NAME_PATTERN, check_email
 from reconciler.config.loader import did_you_mean
-from reconciler.config.models import NAME_PATTERN, Config, check_email
+from reconciler.config.models import Config
 from reconciler.errors import Diagnostic, ReconcilerError
 from reconciler.usermaps.checks import identity_problem
 from reconciler.usermaps.resolve import system_type, user_maps

@@ -18,9 +18,9 @@ from typing import Any, Literal
 import httpx
 
 from reconciler.config.models import Config, Member
-from reconciler.config.secrets import resolve
 from reconciler.errors import ReconcilerError
 from reconciler.providers._http import BearerToken, Http, build_client
+from reconciler.secrets import resolve
 from reconciler.usermaps.resolve import connections, identities_for, mapped_identities
 
 Status = Literal["found", "ambiguous", "hidden", "inactive", "not-found", "claimed", "deactivated-member"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from reconciler.config.models import Item, Name, check_email
+from reconciler.config.base import Item, Name, check_email
 
 
 class UserMap(Item):

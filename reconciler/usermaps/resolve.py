@@ -51,15 +51,15 @@ _cache: weakref.WeakKeyDictionary[Any, _Index] = weakref.WeakKeyDictionary()
 
 
 def user_maps(config: Config) -> list[UserMap]:
-    return list(getattr(config, "user_maps", None) or [])
+    return list(config.user_maps)
 
 
 def fallback_users(config: Config) -> list[FallbackUser]:
-    return list(getattr(config, "fallback_users", None) or [])
+    return list(config.fallback_users)
 
 
 def connections(config: Config) -> list[Any]:
-    return list(getattr(config, "connections", None) or [])
+    return list(config.connections)
 
 
 def system_type(config: Config, system: str) -> str | None:

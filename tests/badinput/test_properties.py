@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ConfigError
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

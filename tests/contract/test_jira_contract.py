@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.session import Session
 from tests.contract.jira_spec import JiraRig, validate_request
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.plan.model import Plan
+from reconciler.providers.scim import client_for
 from reconciler.session import Session
 from tests.faultproxy import Fault, fault_proxy
 from tests.servers import ScimServer
@@ -251,7 +252,7 @@ def test_without_etags_a_stale_change_is_refused(scim: ScimServer, write_config:
         cfg_b = write_config(proxy.url, members=[{"email": e, "title": "B"} for e in names], folder="b")
         sa, plan_a, sb, plan_b = _plans_for_titles(cfg_a, cfg_b)
         with sa, sb:
-            assert not sa.client("platform").caps.etag
+            assert not client_for(sa, "platform").caps.etag
             assert apply_plan(sa, plan_a).failures == {}
             refused = apply_plan(sb, plan_b).failures
     assert sorted(refused) == sorted(f'scim.platform.user["{e}"]' for e in names)

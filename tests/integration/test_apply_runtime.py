@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.execute import Outcome
 from reconciler.providers._http import CallRecord
 from reconciler.session import Session

@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ConfigError, StalePlanError
 from reconciler.plan.model import Action, Plan
-from reconciler.providers.scim import ENTERPRISE, GROUP, USER
+from reconciler.providers.scim import ENTERPRISE, GROUP, USER, client_for
 from reconciler.saved import check_preconditions, load_saved_plan, write_saved_plan
 from reconciler.session import Session
 from tests.faultproxy import Fault, fault_proxy
@@ -311,7 +311,7 @@ def test_cutting_a_team_in_half_is_one_replace_and_smaller_cuts_are_chunked(
     def session_with_hook(cfg: Path) -> dict[str, str]:
         with Session(load_config(cfg)) as s:
             plan = s.plan()
-            s.client("platform").http.client.event_hooks["request"].append(record)
+            client_for(s, "platform").http.client.event_hooks["request"].append(record)
             return apply_plan(s, plan).failures
 
     half = people[:120]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from tests.servers import ScimServer
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"

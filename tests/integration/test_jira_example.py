@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.sandbox import scim as scim_sandbox
 from reconciler.sandbox.jira import CLOUD_TOKEN, DC_TOKEN, new_state, transport
 from reconciler.session import Session
@@ -79,7 +79,7 @@ def test_target_selects_tracker_changes(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_saved_plan_with_tracker_changes_is_refused_when_jira_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A saved plan's tracker changes are checked like SCIM ones: Jira planned again, digests compared."""
-    from reconciler.saved import tracker_checks
+    from reconciler.providers.jira import planner as jira
 
     monkeypatch.setenv("SCIM_TOKEN", "example-token")
     monkeypatch.setenv("JIRA_CLOUD_TOKEN", CLOUD_TOKEN)
@@ -90,7 +90,8 @@ def test_saved_plan_with_tracker_changes_is_refused_when_jira_changed(monkeypatc
     transports = {"platform": scim_t, "acme-cloud": transport(cloud), "acme-dc": transport(dc)}
     with Session(config, transports=transports) as s:
         plan = s.plan()
-        assert [st for c in tracker_checks(s, plan.changes) for st in c.stale] == []
+        mine = [c for c in plan.changes if c.address.startswith(jira.prefix)]
+        assert [st for c in jira.stale(s, mine, {}) for st in c.stale] == []
         dc.project("OPS").roles[dc.role_id("Developers")].add("erin")  # someone edits the role in Jira
-        stale = [st for c in tracker_checks(s, plan.changes) for st in c.stale]
+        stale = [st for c in jira.stale(s, mine, {}) for st in c.stale]
     assert stale == [('jira.acme-dc.project_role["OPS/Developers"]', "changed since the plan was made")]

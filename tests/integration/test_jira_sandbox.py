@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import PlanError
 from reconciler.plan.model import Action, Plan
 from reconciler.session import Session

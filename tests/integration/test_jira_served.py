@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.session import Session
 
 

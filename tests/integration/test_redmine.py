@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from reconciler.apply import apply_plan
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import AuthError, ConnectError, PlanError, UnsafePlanError
 from reconciler.plan.model import Action, Plan
 from reconciler.session import Session

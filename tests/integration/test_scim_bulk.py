@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.providers._http import CallRecord
-from reconciler.providers.scim import bulk_chunks
+from reconciler.providers.scim import bulk_chunks, client_for
 from reconciler.session import Session
 from tests.faultproxy import Fault, fault_proxy
 from tests.servers import ScimServer
@@ -71,7 +71,7 @@ def test_requests_are_chunked_to_max_operations(scim: ScimServer, write_config: 
     records: list[CallRecord] = []
     with Session(config, recorder=records.append) as s:
         plan = s.plan()
-        s.client("platform").caps.bulk_max_operations = 5
+        client_for(s, "platform").caps.bulk_max_operations = 5
         result = apply_plan(s, plan)
     assert result.failures == {}
     assert _calls(records, "POST", "/Bulk") == 5  # 5 + 5 + 5 + 5 + 3

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from reconciler.apply import apply_plan
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import UnsafePlanError
 from reconciler.plan.model import Action, Plan
 from reconciler.providers import _http

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply import apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.plan.model import Action
 from reconciler.session import Session
 from tests.servers import ScimServer

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reconciler.cli import main
-from reconciler.config.secrets import redact, remember
 from reconciler.errors import Diagnostic, UnsafePlanError
 from reconciler.plan.model import Action, AttributeChange, Change
 from reconciler.plan.safety import check_removals
+from reconciler.secrets import redact, remember
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "http://127.0.0.1:1/v2"  # nothing listens on port 1: no test here may reach a server

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import load_config, yamlpos
+from reconciler.config import yamlpos
+from reconciler.config.loader import load_config
 from reconciler.errors import ConfigError, SecretError
 from reconciler.providers.scim import connect
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ConfigError
 from tests.conftest import write_text
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.errors import AuthError, ConfigError, ConflictError, PlanError, ServerError
 from reconciler.plan.model import Action

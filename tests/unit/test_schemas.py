@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler import schemas
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"

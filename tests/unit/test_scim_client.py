@@ -11,11 +11,11 @@ import httpx
 import pytest
 import respx
 
-from reconciler.apply import ScimApplier
 from reconciler.config.models import ScimProvider
 from reconciler.errors import AuthError, ConnectError, ServerError
 from reconciler.plan.model import Action, AttributeChange, Change
 from reconciler.providers.scim import PATCH_OP, USER, ScimClient, connect, user_body, user_ops
+from reconciler.providers.scim.apply import ScimApplier
 
 BASE = "https://scim.example.test/v2"
 TOKEN_URL = "https://login.example.test/oauth2/token"

@@ -265,7 +265,7 @@ def test_same_inputs_give_byte_identical_plans() -> None:
 def test_two_members_matching_one_account_is_refused_with_both_places(tmp_path: Any) -> None:
     """alice by userName, and a second member whose external_id is the one alice's account carries:
     applying both would update one account twice, each change undoing the other."""
-    from reconciler.config import load_config
+    from reconciler.config.loader import load_config
 
     (tmp_path / "c.yaml").write_text(
         "providers:\n  - name: platform\n    type: scim\n    base_url: http://127.0.0.1:1/v2\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.errors import ConfigError
 from reconciler.usermaps import identities_for, mapped_identities, matching_fallback, resolve_identity

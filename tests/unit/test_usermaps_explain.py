@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ReconcilerError
 from reconciler.usermaps.edit import add_identities
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.usermaps import identities_for
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "usermaps" / "connect"

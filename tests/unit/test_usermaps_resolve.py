@@ -16,7 +16,7 @@ import respx
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.usermaps import identities_for
 from reconciler.usermaps.lookup import LOOKUPS_AT_ONCE, resolve_missing
 from tests.contract.specs import SpecError, spec_document

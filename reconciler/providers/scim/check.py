@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reconciler.config.models import ScimProvider
+from reconciler.contract import CheckResult
 from reconciler.errors import AuthError, ConnectError, ReconcilerError
 from reconciler.providers._http import check_url
+from reconciler.providers.scim.client import client_for
 
 if TYPE_CHECKING:
-    from reconciler.session import CheckResult, Session
+    from reconciler.session import Session
 
 
 def check_provider(p: ScimProvider, session: Session) -> CheckResult:
-    from reconciler.session import CheckResult
-
     res = CheckResult(p.name, ok=False)
     if p.name not in session.transports:
         try:
@@ -28,7 +28,7 @@ def check_provider(p: ScimProvider, session: Session) -> CheckResult:
             res.steps.append(("url", False, str(exc)))
             return res
     try:
-        client = session.client(p.name)
+        client = client_for(session, p.name)
     except ReconcilerError as exc:
         res.steps.append(("credentials", False, str(exc)))
         return res

@@ -1,0 +1,86 @@
+"""The base of every desired-state model: names, emails, URLs, and where each item was declared.
+
+Kept apart from ``models.py`` so that the integration and user-map models can build on it while
+``models.py`` gathers them all into one config file model.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
+
+# RFC 5322 is far wider; this is what SCIM providers and trackers accept in practice.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not a valid email address")
+    return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL; write https://host/path")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError(f"'{value}' uses plain http; only https is allowed except to loopback "
+                         "(127.0.0.1, localhost, ::1)")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Origin:
+    """Where an item was declared: file, and the positions of its keys and values."""
+
+    __slots__ = ("file", "line", "column", "keys", "values")
+
+    def __init__(self, file: str, line: int, column: int,
+                 keys: dict[str, tuple[int, int]], values: dict[str, tuple[int, int]]) -> None:
+        self.file, self.line, self.column, self.keys, self.values = file, line, column, keys, values
+
+    def at(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
+        table = self.keys if key else self.values
+        if field is not None and field in table:
+            line, col = table[field]
+            return self.file, line, col
+        return self.file, self.line, self.column
+
+
+class Model(BaseModel):
+    # no inf/nan: 'timeout: 1e400' or 'max_removal_percent: .nan' is a mistake, not a setting
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=False,
+                              allow_inf_nan=False)
+
+
+class Item(Model):
+    """A declared object that remembers where in which file it was declared."""
+
+    _origin: Origin | None = PrivateAttr(default=None)
+
+    def where(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
+        if self._origin is None:
+            return ("<config>", 0, 0)
+        return self._origin.at(field, key=key)
+
+    def locate(self, field: str | None = None) -> str:
+        """``file:line:col`` of a field's value (of the item without a field), to start an error with."""
+        f, line, col = self.where(field)
+        return f"{f}:{line}:{col}"

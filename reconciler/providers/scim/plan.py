@@ -1,0 +1,233 @@
+"""Planning for one SCIM provider: desired (config) + live (read) -> changes. Pure: no I/O.
+
+What reconciler creates or adopts carries its mark in ``externalId`` (RFC 7643 §3.1: the provisioning
+client's identifier): ``<ownership_prefix><external_id or email>``. That mark is how a member deleted
+from the YAML is recognised as "was managed, now removed" without a state file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.config.models import Config, Member, ScimProvider
+from reconciler.errors import (
+    PlanError,
+)
+from reconciler.plan.model import Action, AttributeChange, Change
+from reconciler.providers.scim.attributes import (
+    address,
+    attribute_diff,
+    desired_group,
+    desired_user,
+    live_group,
+    live_user,
+    precondition,
+)
+from reconciler.providers.scim.client import Capabilities, LiveState
+
+# --- planning -------------------------------------------------------------
+
+@dataclass
+class ProviderPlan:
+    changes: list[Change]
+    notes: list[str]
+    protected: list[str]
+    managed: int  # objects the provider holds that reconciler manages (the base of the removal percentage)
+
+
+def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabilities,
+                  schemas: dict[str, set[str]] | None = None) -> ProviderPlan:
+    """Pure: desired (config) + live (read) -> changes. No I/O."""
+    notes: list[str] = []
+    changes: list[Change] = []
+    protected: list[str] = []
+    prefix = p.ownership_prefix
+    protect = {x.lower() for x in p.protect}
+
+    by_name: dict[str, dict[str, Any]] = {}
+    by_ext: dict[str, dict[str, Any]] = {}
+    for u in live.users:
+        by_name.setdefault(str(u.get("userName", "")).lower(), u)
+        if u.get("externalId"):
+            by_ext.setdefault(str(u["externalId"]), u)
+
+    members = config.members_for(p.name)
+    # members a team on this provider may hold: provisioned here and existing (or about to)
+    holdable = {m.key for m in members}
+    matched: dict[str, Member] = {}  # provider user id -> the member that matched it
+    found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]] = []  # (member, desired, live or None)
+    for m in members:
+        want = desired_user(m, p)
+        res = by_name.get(m.key) or by_ext.get(want["externalId"])
+        if res is not None and str(res.get("id")) in matched:
+            # two members would update one account in turn, each undoing the other: refuse
+            other = matched[str(res.get("id"))]
+            how = "userName" if by_name.get(m.key) is res else f"externalId {want['externalId']}"
+            raise PlanError(f"{m.locate('email')}: member {m.key} matches the provider's user "
+                            f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
+                            f"({other.locate('email')}) already matches; give one of them another external_id "
+                            "or remove it")
+        if res is not None:
+            matched[str(res.get("id"))] = m
+        found.append((m, want, res))
+
+    # a live user is named by the member that matched it (so a member whose email changed, matched by
+    # externalId, keeps their teams and reports under the new name), else by its own userName
+    usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in live.users}
+    usernames.update({uid: m.key for uid, m in matched.items()})
+    ids = {name: uid for uid, name in usernames.items()}  # the live id behind each name the plan shows
+
+    for m, want, res in found:
+        addr = address(p.name, "user", m.key)
+        if res is None:
+            if not m.active:
+                # declared inactive and absent: creating a disabled account serves nobody
+                notes.append(f"{addr}: declared inactive and not on the provider; not created")
+                holdable.discard(m.key)
+                continue
+            changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
+                                  refs=_refs_user(want, ids)))
+            continue
+        have = live_user(res, usernames, want)
+        diff = attribute_diff(want, have)
+        if not diff:
+            continue
+        action = Action.UPDATE
+        if [d.path for d in diff] == ["active"] or (have.get("active") and want["active"] is False):
+            action = Action.DEACTIVATE if want["active"] is False else Action.UPDATE
+        if action is Action.DEACTIVATE and m.protect:
+            raise PlanError(f"{addr} is protected (protect: true) but the config deactivates it; "
+                            "remove protect first")
+        changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
+                              after=want, diff=diff, id=str(res["id"]),
+                              precondition=precondition(res, caps),
+                              refs=_refs_user(want, ids)))
+
+    managed = sum(1 for u in live.users if str(u.get("externalId") or "").startswith(prefix)) if prefix else 0
+    for u in live.users:
+        uid = str(u.get("id"))
+        if uid in matched:
+            continue
+        ext = str(u.get("externalId") or "")
+        owned = bool(prefix) and ext.startswith(prefix)
+        if not (owned or p.authoritative):
+            continue
+        name = str(u.get("userName", "")).lower()
+        addr = address(p.name, "user", name)
+        have = live_user(u, usernames)
+        if name in protect:
+            protected.append(addr)
+            continue
+        if p.removal == "delete":
+            changes.append(Change(p.name, "user", name, Action.DELETE, addr, before=have, id=uid,
+                                  precondition=precondition(u, caps)))
+        elif have.get("active"):
+            after = dict(have, active=False)
+            changes.append(Change(p.name, "user", name, Action.DEACTIVATE, addr, before=have, after=after,
+                                  diff=[AttributeChange("active", True, False)], id=uid,
+                                  precondition=precondition(u, caps)))
+
+    # teams
+    managed_ext: set[str] = set()
+    ts = p.team_schema
+    wants_perm = any(t.permissions is not None for t in config.teams_for(p.name))
+    wants_desc = any("description" in t.model_fields_set for t in config.teams_for(p.name))
+    if ts is not None and schemas is not None:
+        attrs = schemas.get(ts.urn)
+        if attrs is None:
+            notes.append(f"scim.{p.name}: team_schema {ts.urn} is not advertised by /Schemas; "
+                         "team description and permissions are not managed on this provider")
+        else:
+            for f in ("description", "roles", "collections"):
+                a = getattr(ts, f)
+                if a and a in attrs:
+                    managed_ext.add(f)
+                elif a:
+                    notes.append(f"scim.{p.name}: attribute {a} is not in {ts.urn}; team {f} not managed")
+    if ts is None and wants_perm:
+        notes.append(f"scim.{p.name}: team permissions (roles, collections) are not managed on this provider: "
+                     "core SCIM Groups cannot express them (declare team_schema where the provider has an "
+                     "extension)")
+    if wants_desc and "description" not in managed_ext and (ts is None or not ts.description):
+        notes.append(f"scim.{p.name}: team descriptions are not managed on this provider: core SCIM Groups "
+                     "have no description attribute")
+
+    groups_by_name: dict[str, dict[str, Any]] = {}
+    for g in live.groups:
+        groups_by_name.setdefault(str(g.get("displayName")), g)
+    matched_groups: set[str] = set()
+    teams = config.teams_for(p.name)
+    current_names = {t.name for t in teams}
+    for t in teams:
+        want = desired_group(t, p, managed_ext)
+        res = groups_by_name.get(t.name)
+        if res is None:
+            # renamed (previously: [old]): the old group is renamed in place, keeping its id
+            res = next((groups_by_name[o] for o in t.previously
+                        if o in groups_by_name and o not in current_names
+                        and str(groups_by_name[o].get("id")) not in matched_groups), None)
+        addr = address(p.name, "group", t.name)
+        left_out = [e for e in want["members"] if e not in holdable]
+        if left_out:
+            want["members"] = [e for e in want["members"] if e in holdable]
+            notes.append(f"{addr}: {', '.join(left_out)} not added: not provisioned to this provider "
+                         "(declared inactive and absent, or restricted to other providers)")
+        if res is None:
+            changes.append(Change(p.name, "group", t.name, Action.CREATE, addr, after=want,
+                                  refs={e: ids[e] for e in want["members"] if e in ids}))
+            continue
+        matched_groups.add(str(res.get("id")))
+        have = live_group(res, usernames, p)
+        diff = attribute_diff(want, have)
+        if diff:
+            refs = {e: ids[e] for e in set(want["members"]) | set(have["members"]) if e in ids}
+            refs.update({e: e[3:] for e in have["members"] if e.startswith("id:")})
+            notes_here = [f"{e} is a member twice on the provider; the duplicate entry is removed"
+                          for e in _twice(have["members"])]
+            if have["displayName"] != t.name:
+                notes_here.append(f"renamed from {have['displayName']} (previously), keeping id {res['id']}")
+            changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
+                                  before={k: have.get(k) for k in want}, after=want, diff=diff,
+                                  id=str(res["id"]), precondition=precondition(res, caps), refs=refs,
+                                  notes=notes_here))
+    managed += sum(1 for g in live.groups if prefix and str(g.get("externalId") or "").startswith(prefix))
+    for g in live.groups:
+        gid = str(g.get("id"))
+        if gid in matched_groups:
+            continue
+        owned = bool(prefix) and str(g.get("externalId") or "").startswith(prefix)
+        if not (owned or p.authoritative):
+            continue
+        name = str(g.get("displayName"))
+        addr = address(p.name, "group", name)
+        if name.lower() in protect:
+            protected.append(addr)
+            continue
+        changes.append(Change(p.name, "group", name, Action.DELETE, addr, before=live_group(g, usernames, p),
+                              id=gid, precondition=precondition(g, caps)))
+    if p.authoritative:
+        managed = len(live.users) + len(live.groups)
+    return ProviderPlan(changes, notes, protected, managed)
+
+
+def _twice(names: list[str]) -> list[str]:
+    """Names listed more than once (a group that holds one member twice), in order."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for n in names:
+        if n in seen and n not in out:
+            out.append(n)
+        seen.add(n)
+    return out
+
+
+def _refs_user(want: dict[str, Any], ids: dict[str, str]) -> dict[str, str]:
+    """The live id of the member's manager where the manager exists already (a new member under an
+    existing, unchanged manager needs it: no other change of the plan carries it)."""
+    mgr = want.get("enterprise:manager")
+    if mgr and mgr in ids:
+        return {mgr: ids[mgr]}
+    return {}
+
+
