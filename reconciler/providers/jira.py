@@ -721,7 +721,8 @@ class ConnectionPlanner:
         out: dict[str, Any] = {}
         for role, (rid, wanted) in sorted(self.wanted_by.get(i.name, {}).items()):
             before, after = self.role_state.get((i.project, role), (set(), set(wanted)))
-            old = rec.get(role) if isinstance(rec.get(role), dict) else {}
+            found = rec.get(role)
+            old: dict[str, Any] = found if isinstance(found, dict) else {}
             had_any = _idents(old.get("users"))
             old_teams = old.get("teams") if isinstance(old.get("teams"), dict) else None
             teams: dict[str, list[str]] = {}
