@@ -349,11 +349,18 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
 
     CONFIG declares the provider (a directory holding providers.yaml is enough).
     """
-    from reconciler.importer import SCHEMA_URL, import_provider, split_adoption, write_files
+    from reconciler.importer import SCHEMA_URL, check_overwrite, import_provider, split_adoption, write_files
     from reconciler.session import git_commit
 
     cfg = load_config(config)
     target = out or (config if config.is_dir() else config.parent)
+    into_config = target.resolve() == (config if config.is_dir() else config.parent).resolve()
+    # everything that can refuse the import is checked before a file is written (write_files also checks
+    # that the config it would write loads)
+    if adopt and not into_config:
+        raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
+                               "copy the provider declaration into DIR and import again)")
+    check_overwrite(target, force)
     with Session(cfg) as session:
         imported = import_provider(session, provider_name)
     for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
@@ -362,10 +369,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
                f"{provider_name}.")
     for n in imported.notes:
         click.echo(redact(f"note: {n}"))
-    if target.resolve() != (config if config.is_dir() else config.parent).resolve():
-        if adopt:
-            raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
-                                   "copy the provider declaration into DIR and import again)")
+    if not into_config:
         click.echo(f"Copy the provider declaration into {target} (or the files into your config), then run "
                    "reconciler plan.")
         return

@@ -20,8 +20,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from reconciler.config.base import check_email
+from reconciler.config.loader import load_config
 from reconciler.config.models import ScimProvider
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.plan.model import Change
 from reconciler.providers import scim
 from reconciler.providers.scim.client import client_for
@@ -67,7 +68,16 @@ def import_provider(session: Session, name: str) -> Imported:
 
 
 def build(p: ScimProvider, users: list[dict[str, Any]], groups: list[dict[str, Any]]) -> Imported:
-    """Pure: live SCIM resources -> YAML-ready members and teams (sorted) and notes on what was left out."""
+    """Pure: live SCIM resources -> YAML-ready members and teams (sorted) and notes on what was left out.
+
+    What one config cannot declare twice (two groups of one displayName, two userNames equal ignoring case:
+    servers that do not enforce uniqueness accept both) refuses the import, naming every id, before any
+    file is written."""
+    clashes = duplicates(users, groups)
+    if clashes:
+        raise ReconcilerError(f"cannot import from provider '{p.name}': it holds objects that one config cannot "
+                              "declare twice; nothing was written. Rename or remove all but one of each on the "
+                              "provider, then import again:\n" + "\n".join(f"  - {c}" for c in clashes))
     out = Imported(p.name)
     usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in users}
     valid: set[str] = set()
@@ -87,6 +97,27 @@ def build(p: ScimProvider, users: list[dict[str, Any]], groups: list[dict[str, A
     return out
 
 
+def duplicates(users: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[str]:
+    """One line per name several live objects share where the config needs it unique: team names (the
+    planner matches groups by exact displayName) and member emails (userName, compared ignoring case)."""
+    out = []
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for g in groups:
+        by_name.setdefault(str(g.get("displayName", "")), []).append(g)
+    for name, gs in sorted(by_name.items()):
+        if len(gs) > 1:
+            out.append(f"{len(gs)} groups are named {name!r} (ids {', '.join(sorted(str(g.get('id')) for g in gs))})")
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for u in users:
+        by_user.setdefault(str(u.get("userName", "")).lower(), []).append(u)
+    for key, us in sorted(by_user.items()):
+        if len(us) > 1:
+            who = ", ".join(f"{str(u.get('userName'))!r} (id {u.get('id')})"
+                            for u in sorted(us, key=lambda u: (str(u.get("userName")), str(u.get("id")))))
+            out.append(f"{len(us)} users have the userName {key!r} (ignoring case): {who}")
+    return out
+
+
 def _member(p: ScimProvider, u: dict[str, Any], usernames: dict[str, str], valid: set[str],
             notes: list[str]) -> dict[str, Any]:
     have = scim.live_user(u, usernames)
@@ -99,6 +130,9 @@ def _member(p: ScimProvider, u: dict[str, Any], usernames: dict[str, str], valid
         if fld == "manager":
             if str(v).startswith("id:") or v not in valid:
                 notes.append(f"{email}: manager {v} is not an importable member; manager left out")
+                continue
+            if str(v).lower() == email.lower():  # a config refuses a member who is their own manager
+                notes.append(f"{email}: manager {v} is the member themself; manager left out")
                 continue
         m[fld] = v
     if have.get("roles"):
@@ -121,13 +155,16 @@ def _team(p: ScimProvider, g: dict[str, Any], usernames: dict[str, str], valid: 
           notes: list[str]) -> dict[str, Any]:
     have = scim.live_group(g, usernames, p)
     name = str(have["displayName"])
-    members = []
+    members: dict[str, int] = {}
     for e in have.get("members", []):
         if e in valid:
-            members.append(e)
+            members[e] = members.get(e, 0) + 1
         else:
             notes.append(f"team {name}: member {e} is not an importable member (a nested group, an unknown id, "
                          "or a userName that is not an email); left out")
+    for e, n in sorted(members.items()):
+        if n > 1:  # a config lists a member once
+            notes.append(f"team {name}: member {e} is listed {n} times on the provider; written once")
     t: dict[str, Any] = {"name": name}
     if have.get("description") is not None:
         t["description"] = have["description"]
@@ -170,18 +207,35 @@ def render_yaml(kind: str, items: list[dict[str, Any]], provider: str, schema_ur
     return buf.getvalue()
 
 
-def write_files(imported: Imported, out: Path, *, force: bool = False, schema_url: str = SCHEMA_URL) -> list[Path]:
-    """Write members.yaml and teams.yaml under ``out``; refuse to overwrite unless ``force``."""
-    files = {"members.yaml": ("members", imported.members), "teams.yaml": ("teams", imported.teams)}
-    existing = [out / n for n in files if (out / n).exists()]
+FILES = ("members.yaml", "teams.yaml")
+
+
+def check_overwrite(out: Path, force: bool) -> None:
+    """Refuse to overwrite members.yaml / teams.yaml unless ``force`` (checked before the provider is read)."""
+    existing = [out / n for n in FILES if (out / n).exists()]
     if existing and not force:
         raise ReconcilerError(f"{', '.join(str(e) for e in existing)} already exist(s); pass --force to "
                               "overwrite, or choose another --out")
+
+
+def write_files(imported: Imported, out: Path, *, force: bool = False, schema_url: str = SCHEMA_URL) -> list[Path]:
+    """Write members.yaml and teams.yaml under ``out``; refuse to overwrite unless ``force``.
+
+    Nothing is written unless the config in ``out``, as it will be with these files (next to the files
+    already there), loads: every problem is reported, and no file is touched."""
+    check_overwrite(out, force)
+    texts = {out / "members.yaml": render_yaml("members", imported.members, imported.provider, schema_url),
+             out / "teams.yaml": render_yaml("teams", imported.teams, imported.provider, schema_url)}
+    try:
+        load_config(out, overrides={path: text.encode("utf-8") for path, text in texts.items()})
+    except ConfigError as exc:
+        raise ReconcilerError(f"cannot import from provider '{imported.provider}': the config in {out} would "
+                              "not load with the files import writes; nothing was written:\n"
+                              + "\n".join(f"  - {d}" for d in exc.diagnostics)) from None
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for fname, (kind, items) in files.items():
-        path = out / fname
-        path.write_text(render_yaml(kind, items, imported.provider, schema_url), encoding="utf-8")
+    for path, text in texts.items():
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fal
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.models import Config, ConfigFile, Member, ScimProvider, Team
-from reconciler.config.yamlpos import Document, load
+from reconciler.config.yamlpos import Document, load, parse
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.secrets import CREDENTIAL_FIELDS
 
@@ -33,29 +33,45 @@ def config_files(root: Path) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise ConfigError([Diagnostic(str(root), 0, 0, "no such file or directory")])
-    files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = _yaml_files(root)
     if not files:
         raise ConfigError([Diagnostic(str(root), 0, 0, "no .yaml or .yml files in this directory")])
     return files
 
 
-def load_config(path: str | Path) -> Config:
+def _yaml_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None) -> Config:
+    """Load the config at ``path``. ``overrides`` (file path -> bytes) stands for files as they would be
+    written: a file on disk is read from it instead, a new file is added. ``import`` uses it to check that
+    what it would write loads before it writes anything."""
     root = Path(path)
-    files = config_files(root)
-    base = root if root.is_dir() else root.parent
+    extra = {p.resolve(): data for p, data in (overrides or {}).items()}
+    if extra:
+        on_disk = [root] if root.is_file() else _yaml_files(root) if root.is_dir() else []
+        known = {f.resolve() for f in on_disk}
+        files = sorted([*on_disk, *(p for p in (overrides or {}) if p.resolve() not in known)])
+        base = root if root.is_dir() or not root.exists() else root.parent
+    else:
+        files = config_files(root)
+        base = root if root.is_dir() else root.parent
     problems: list[Diagnostic] = []
     parsed: list[tuple[Document, ConfigFile]] = []
     docs: list[Document] = []
     digest = hashlib.sha256()
     for f in files:
         display = _display(f)
+        written = extra.get(f.resolve())
         try:
-            doc = load(f, display)
+            doc = load(f, display) if written is None else parse(written, display)
         except ConfigError as exc:
             problems.extend(exc.diagnostics)
             continue
-        digest.update(str(f.relative_to(base)).encode() + b"\0" + f.read_bytes() + b"\0")
+        digest.update(str(f.relative_to(base)).encode() + b"\0" + (f.read_bytes() if written is None else written)
+                      + b"\0")
         if doc.data is None:
             continue  # an empty file (or only comments) declares nothing
         if not isinstance(doc.data, dict):

@@ -364,6 +364,11 @@ def _live_webhook(w: dict[str, Any]) -> dict[str, Any]:
             "excludeBody": bool(w.get("excludeBody", False)), "enabled": bool(w.get("enabled", True))}
 
 
+def _idents(value: Any) -> set[str]:
+    """The identities a recorded grant lists (anything else in an edited record is ignored)."""
+    return {str(u) for u in value} if isinstance(value, list) else set()
+
+
 def _webhook_id(w: dict[str, Any]) -> str:
     return str(w.get("id") or str(w.get("self", "")).rstrip("/").rsplit("/", 1)[-1])
 
@@ -379,8 +384,14 @@ class ConnectionPlanner:
         self.roles: dict[tuple[str, str], tuple[int, str, dict[str, str]]] = {}
         # integration -> role -> (role id, identities its teams want there)
         self.wanted_by: dict[str, dict[str, tuple[int, set[str]]]] = {}
-        # (project, role) -> (role id, identity -> removed integration that recorded granting it)
-        self.retired: dict[tuple[str, str], tuple[int, dict[str, str]]] = {}
+        # integration -> role -> team -> identities that team wants there
+        self.team_wanted: dict[str, dict[str, dict[str, set[str]]]] = {}
+        # (project, role) -> (role id, identity -> the integrations whose recorded grant of it ends: removed
+        # ones, and declared ones whose team left the role)
+        self.retired: dict[tuple[str, str], tuple[int, dict[str, set[str]]]] = {}
+        # (project, role) -> identities declared integrations still record granting through a declared team
+        self.kept: dict[tuple[str, str], set[str]] = {}
+        self.declared: set[str] = set()
         # (project, role) -> (users before, users after) this plan
         self.role_state: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
         # properties are planned last: they record the role grants, known once the roles are planned
@@ -392,6 +403,7 @@ class ConnectionPlanner:
 
     def plan(self) -> JiraPlan:
         ints = integrations_for(self.config, self.conn.name)
+        self.declared = {i.name for i in ints}
         me = self.client.myself()
         self.live.me = self.client.identity_of(me)
         if me.get("active") is False:
@@ -522,6 +534,7 @@ class ConnectionPlanner:
             self.out.managed += 1
         self.pending.append((i, recorded, settings))
         self._plan_roles(i, role_ids)
+        self._plan_departures(i, rec)
         self._plan_webhook(i, rec)
 
     def _map(self, i: Integration, field: str, mapping: Mapping[Any, str], live: list[dict[str, Any]], what: str,
@@ -606,6 +619,9 @@ class ConnectionPlanner:
                                           f"{self.conn.name}; not added to role '{role}' of {i.project}")
                     continue
                 by_role.setdefault(role, {})[ids[0]] = m.email
+                self.team_wanted.setdefault(i.name, {}).setdefault(role, {}).setdefault(team, set()).add(ids[0])
+        for team, role in i.team_roles.items():  # a team with no member in the role still holds its place
+            self.team_wanted.setdefault(i.name, {}).setdefault(role, {}).setdefault(team, set())
         for role in sorted(set(i.team_roles.values())):
             self._role_change(i, role, role_ids[role], by_role.get(role, {}))
             self.wanted_by.setdefault(i.name, {})[role] = (role_ids[role], set(by_role.get(role, {})))
@@ -634,9 +650,12 @@ class ConnectionPlanner:
                     self.out.notes.append(f"{a}: the integration user keeps its place in the role")
             else:
                 after = set(live) | set(wanted)
-            # what removed integrations granted, unless a declared one still wants it (never the integration user)
+            # what removed integrations, and teams that left the role, were recorded granting, unless a declared
+            # integration still wants it or still records it as its grant (never the integration user)
             granted_by = self.retired.get((project, role), (rid, {}))[1]
-            revoke = {u for u in granted_by if u in live and u not in wanted and u != self.live.me}
+            kept = self.kept.get((project, role), set())
+            revoke = {u for u in granted_by
+                      if u in live and u not in wanted and u not in kept and u != self.live.me}
             after -= revoke
             self.role_state[(project, role)] = (set(live), set(after))
             before_l, after_l = sorted(live), sorted(after)
@@ -644,8 +663,11 @@ class ConnectionPlanner:
                 continue
             refs = {"project": project, "role_id": str(rid), "membership": mode}
             refs.update({f"member:{ident}": email for ident, email in wanted.items()})
-            if revoke:
-                refs["removed_integrations"] = ",".join(sorted({granted_by[u] for u in revoke}))
+            ending = {n for u in revoke for n in granted_by[u]}
+            if ending - self.declared:
+                refs["removed_integrations"] = ",".join(sorted(ending - self.declared))
+            if ending & self.declared:  # their record is rewritten only once this revoke succeeded
+                refs["revoked_for"] = ",".join(sorted(ending & self.declared))
             self.out.changes.append(Change(self.conn.name, "project_role", key, Action.UPDATE, a,
                                            before={"users": before_l}, after={"users": after_l},
                                            diff=[AttributeChange("users", before_l, after_l)], id=str(rid),
@@ -689,23 +711,58 @@ class ConnectionPlanner:
     # --- grants and removed integrations ---------------------------------------------
 
     def _grants(self, i: Integration, recorded: Any) -> dict[str, Any]:
-        """Who this integration put in each role, recorded in its property so that removing the integration
-        removes exactly that. Authoritative: its teams' members. Additive: those it added (not there before)
-        and those recorded earlier that are still in the role; someone already in the role was not its grant."""
+        """Who this integration put in each role, and through which team, recorded in its property so that
+        removing the integration, or a team leaving a role, removes exactly that. Authoritative: its teams'
+        members. Additive: those it added (not there before), those recorded earlier that are still in the
+        role, and those a team of it wants that it recorded granting before (through a team that has left
+        the role, say); someone already in the role was not its grant."""
         rec = recorded.get("grants") if isinstance(recorded, dict) else None
         rec = rec if isinstance(rec, dict) else {}
         out: dict[str, Any] = {}
         for role, (rid, wanted) in sorted(self.wanted_by.get(i.name, {}).items()):
             before, after = self.role_state.get((i.project, role), (set(), set(wanted)))
-            if i.role_membership == "authoritative":
-                users = set(wanted)
-            else:
-                old = rec.get(role)
-                had = {str(u) for u in old.get("users") or []} if isinstance(old, dict) else set()
-                users = (had & after) | (wanted - before)
-            users.discard(self.live.me)
-            out[role] = {"id": str(rid), "users": sorted(users)}
+            found = rec.get(role)
+            old: dict[str, Any] = found if isinstance(found, dict) else {}
+            had_any = _idents(old.get("users"))
+            old_teams = old.get("teams") if isinstance(old.get("teams"), dict) else None
+            teams: dict[str, list[str]] = {}
+            for team, want in sorted(self.team_wanted.get(i.name, {}).get(role, {}).items()):
+                if i.role_membership == "authoritative":
+                    users = set(want)
+                else:  # a record from before teams were recorded: each team may have granted any of them
+                    had = _idents(old_teams.get(team)) if old_teams is not None else had_any
+                    users = (had & after) | (want - before) | (want & had_any)
+                users.discard(self.live.me)
+                teams[team] = sorted(users)
+            out[role] = {"id": str(rid), "users": sorted({u for us in teams.values() for u in us}), "teams": teams}
         return out
+
+    def _plan_departures(self, i: Integration, rec: dict[str, Any]) -> None:
+        """A declared integration's recorded grants for teams that no longer hold that role in it (the team
+        moved to another role, or left the integration's team_roles): they are revoked as a removed
+        integration's are, and the rewritten record no longer lists them (once the revoke succeeded)."""
+        grants = rec.get("grants")
+        if not isinstance(grants, dict):
+            return
+        now: dict[str, set[str]] = {}
+        for team, r in i.team_roles.items():
+            now.setdefault(r, set()).add(team)
+        for role, g in sorted(grants.items()):
+            if not isinstance(g, dict) or not str(g.get("id", "")).isdigit():
+                continue
+            current = now.get(str(role), set())
+            teams = g.get("teams")
+            if isinstance(teams, dict):
+                left = {u for t, us in teams.items() if t not in current for u in _idents(us)}
+                stay = {u for t, us in teams.items() if t in current for u in _idents(us)}
+            elif current:  # recorded before grants named their teams: the role is still granted, keep them
+                left, stay = set(), _idents(g.get("users"))
+            else:  # ... and the integration left the role altogether: all of them go
+                left, stay = _idents(g.get("users")), set()
+            self.kept.setdefault((i.project, str(role)), set()).update(stay)
+            slot = self.retired.setdefault((i.project, str(role)), (int(g["id"]), {}))
+            for ident in sorted(left - stay):
+                slot[1].setdefault(ident, set()).add(i.name)
 
     def _plan_removed(self, ints: list[Integration]) -> None:
         """Integrations reconciler recorded on this connection that the config no longer declares.
@@ -804,8 +861,8 @@ class ConnectionPlanner:
             if not isinstance(g, dict) or not str(g.get("id", "")).isdigit():
                 continue
             slot = self.retired.setdefault((project, str(role)), (int(g["id"]), {}))
-            for ident in g.get("users") or []:
-                slot[1].setdefault(str(ident), gone)
+            for ident in _idents(g.get("users")):
+                slot[1].setdefault(ident, set()).add(gone)
 
     def _delete_webhook(self, w: dict[str, Any], integration: str) -> None:
         name = str(w.get("name"))
@@ -857,6 +914,10 @@ class ConnectionApplier:
             for f in self.failed_changes:
                 if gone in f.refs.get("removed_integrations", "").split(",") or (f.kind, f.key) == ("integration",
                                                                                                   gone):
+                    raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
+        elif c.kind == "integration":  # a declared one keeps the grants of a team that left a role recorded
+            for f in self.failed_changes:  # until they are revoked
+                if c.key in f.refs.get("revoked_for", "").split(","):
                     raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
         fns[c.kind](c)
 

@@ -585,6 +585,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
 
     managed += sum(1 for r in live.records.values() if r is not None)
     revoked, removed_changes, removed_protected = _plan_removed(provider, c, conn, integ, live)
+    _plan_departures(integ, live, revoked)
     changes += removed_changes
     protected += removed_protected
     managed += len(live.removed)
@@ -596,7 +597,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
             continue
         ch, n = _membership_changes(provider, c, ident, roles_wanted.get(ident, {}),
                                     ident in authoritative_projects, live, groups_by_name, login_by_id,
-                                    revoked.get(ident))
+                                    revoked.get(ident), {i.name for i in integ})
         changes += ch
         managed += n
     if problems:
@@ -605,12 +606,12 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
 
 
 def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[Integration], live: LiveState) \
-        -> tuple[dict[str, dict[str, dict[str, str]]], list[Change], list[str]]:
+        -> tuple[dict[str, dict[str, dict[str, set[str]]]], list[Change], list[str]]:
     """Integrations whose record page is still in Redmine but which the config no longer declares: the
     record page goes, the tracker too when reconciler enabled it and no declared integration of the
     project uses it, and the roles the record lists as granted (returned as project -> group -> role ->
-    integration, for the membership planning)."""
-    revoked: dict[str, dict[str, dict[str, str]]] = {}
+    integrations, for the membership planning)."""
+    revoked: dict[str, dict[str, dict[str, set[str]]]] = {}
     changes: list[Change] = []
     protected: list[str] = []
     kept = [parse_record(page) or {} for name, (_, page) in live.removed.items() if name in conn.protect]
@@ -641,8 +642,27 @@ def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[In
         grants = record.get("grants")
         for group, roles in sorted(grants.items() if isinstance(grants, dict) else []):
             for role in roles if isinstance(roles, list) else []:
-                revoked.setdefault(ident, {}).setdefault(str(group), {}).setdefault(str(role), name)
+                revoked.setdefault(ident, {}).setdefault(str(group), {}).setdefault(str(role), set()).add(name)
     return revoked, changes, protected
+
+
+def _plan_departures(integ: list[Integration], live: LiveState,
+                     revoked: dict[str, dict[str, dict[str, set[str]]]]) -> None:
+    """Roles a declared integration's record lists as granted to a group that it no longer gives that group
+    (the team's role changed, or the team left its team_roles): they go as a removed integration's grants
+    do, and the rewritten record no longer lists them (once the revoke succeeded)."""
+    for i in integ:
+        if live.projects.get(i.project) is None:
+            continue
+        record = parse_record(live.records.get(i.name)) or {}
+        grants = record.get("grants")
+        for group, roles in sorted(grants.items() if isinstance(grants, dict) else []):
+            role = i.team_roles.get(str(group))
+            now = _canon(role, live.roles) if role is not None else None
+            for r in roles if isinstance(roles, list) else []:
+                if str(r) != now:
+                    revoked.setdefault(i.project, {}).setdefault(str(group), {}).setdefault(str(r), set()).add(
+                        i.name)
 
 
 def _managed_user_fields(m: Member) -> set[str]:
@@ -722,9 +742,9 @@ def _grants(i: Integration, record: dict[str, Any] | None, live: LiveState) -> d
         own = _own_roles(_group_membership(live, i.project, team))
         if i.role_membership == "authoritative":
             mine = {canon}
-        else:
+        else:  # only the role it gives the team now: one it gave before and took back is revoked
             had = {str(r) for r in old.get(team) or []} if isinstance(old.get(team), list) else set()
-            mine = (had & (own | {canon})) | ({canon} - own)
+            mine = ({canon} & had) | ({canon} - own)
         out[team] = sorted(set(out.get(team, [])) | mine)
     return out
 
@@ -732,11 +752,24 @@ def _grants(i: Integration, record: dict[str, Any] | None, live: LiveState) -> d
 def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set[str]], authoritative: bool,
                         live: LiveState, groups_by_name: dict[str, dict[str, Any]],
                         login_by_id: dict[int, str],
-                        revoked: dict[str, dict[str, str]] | None = None) -> tuple[list[Change], int]:
+                        revoked: dict[str, dict[str, set[str]]] | None = None,
+                        declared: set[str] | None = None) -> tuple[list[Change], int]:
     """Project memberships of the granted groups. Roles a membership only inherits (a user's roles through
-    a group) are not the membership's own and are left alone. ``revoked``: group -> role -> the removed
-    integration that recorded granting it; those roles go unless a declared integration grants them."""
+    a group) are not the membership's own and are left alone. ``revoked``: group -> role -> the integrations
+    whose recorded grant of it ends (removed ones, and ``declared`` ones that no longer give the group that
+    role); those roles go unless a declared integration grants them."""
     revoked = revoked or {}
+    declared = declared or set()
+
+    def ending(gone: dict[str, set[str]]) -> dict[str, str]:
+        names = set().union(*gone.values()) if gone else set()
+        out = {}
+        if names - declared:
+            out["removed_integrations"] = ",".join(sorted(names - declared))
+        if names & declared:  # their record is rewritten only once this revoke succeeded
+            out["revoked_for"] = ",".join(sorted(names & declared))
+        return out
+
     out: list[Change] = []
     managed_roles = {r for roles in wanted.values() for r in roles}
     live_by_principal: dict[str, dict[str, Any]] = {}
@@ -762,8 +795,7 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
         own = sorted(_own_roles(m))
         gone = {r: n for r, n in revoked.get(group, {}).items() if r in own and r not in roles}
         after = sorted(roles) if authoritative else sorted((set(own) | roles) - set(gone))
-        if gone:
-            refs["removed_integrations"] = ",".join(sorted(set(gone.values())))
+        refs.update(ending(gone))
         if after != own:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr,
                               before={"project": ident, "group": group, "roles": own},
@@ -785,7 +817,7 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
         addr = address(c, "membership", key)
         who = {"group": principal} if not principal.startswith("user:") else {"user": principal[5:]}
         before = {"project": ident, **who, "roles": own}
-        refs = {"removed_integrations": ",".join(sorted(set(gone.values())))} if gone else {}
+        refs = ending(gone)
         if keep:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr, before=before,
                               after={**before, "roles": keep}, diff=[AttributeChange("roles", own, keep)],
@@ -827,11 +859,16 @@ class RedmineApplier:
         by = {k: [ch for ch in changes if ch.kind == k] for k in ("user", "group", "integration", "membership")}
         keep = [ch for ch in by["membership"] + by["group"] if ch.action is not Action.DELETE]
         removed = [ch for ch in by["integration"] if ch.action is Action.DELETE]
+        # a declared integration whose team left a role is rewritten after the revoke, so that its record
+        # keeps the grant when the revoke fails
+        waits = {n for ch in by["membership"] for n in ch.refs.get("revoked_for", "").split(",") if n}
+        declared = [ch for ch in by["integration"] if ch.action is not Action.DELETE]
         self._parallel(by["user"], self._user)
         self._parallel([ch for ch in keep if ch.kind == "group"], self._group)
-        self._parallel([ch for ch in by["integration"] if ch.action is not Action.DELETE], self._integration)
+        self._parallel([ch for ch in declared if ch.key not in waits], self._integration)
         self._parallel([ch for ch in keep if ch.kind == "membership"], self._membership)
         self._parallel([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete)
+        self._parallel([ch for ch in declared if ch.key in waits], self._after_revokes)
         self._parallel([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete)
         self._parallel(removed, self._remove_integration)
         return self.outcomes
@@ -992,6 +1029,12 @@ class RedmineApplier:
                           {"wiki_page": {"text": record_text(ch.key, settings, activation),
                                          "comments": "written by reconciler"}},
                           f"cannot write the record page {title} of project {ident}")
+
+    def _after_revokes(self, ch: Change) -> None:
+        for f in self.failed_changes:
+            if ch.key in f.refs.get("revoked_for", "").split(","):
+                raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
+        self._integration(ch)
 
     def _remove_integration(self, ch: Change) -> None:
         """A removed integration: its tracker (when planned), then its record page, the last of its marks."""

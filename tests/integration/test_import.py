@@ -144,3 +144,81 @@ def test_what_the_config_cannot_express_is_reported(scim: ScimServer, provider_o
     assert "2 change(s) remain that the config cannot express" in res.output
     assert '~ scim.platform.user["fred@acme.io"]: emails' in res.output
     assert '~ scim.platform.group["bots"]: externalId, members' in res.output
+
+
+def files_in(d: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(d.iterdir())} if d.exists() else {}
+
+
+def test_two_groups_of_one_name_are_refused_before_anything_is_written(scim: ScimServer,
+                                                                      provider_only: Path) -> None:
+    """scim2-server does not enforce unique displayNames: two groups 'appsec' cannot be two teams of one
+    config. import names both ids, writes nothing, and --force does not change that."""
+    with scim.client() as c:
+        alice = post(c, "Users", {"schemas": [USER], "userName": "alice@acme.io"})
+        first = post(c, "Groups", {"schemas": [GROUP], "displayName": "appsec", "members": [{"value": alice}]})
+        second = post(c, "Groups", {"schemas": [GROUP], "displayName": "appsec"})
+        post(c, "Groups", {"schemas": [GROUP], "displayName": "ops"})
+    before = files_in(provider_only)
+    for extra in ([], ["--force"], ["--out", "imported"], ["--adopt", "--force"]):
+        res = run("import", "config", "--provider", "platform", *extra)
+        assert res.exit_code == 1, (extra, res.output)
+        assert "2 groups are named 'appsec'" in res.stderr, res.stderr
+        assert first in res.stderr and second in res.stderr
+        assert "nothing was written" in res.stderr
+        assert "wrote" not in res.output and "Imported" not in res.output
+        assert files_in(provider_only) == before
+        assert not Path("imported").exists()
+    # once the provider is fixed, import works and its output loads
+    with scim.client() as c:
+        assert c.delete(f"Groups/{second}").status_code == 204
+    res = run("import", "config", "--provider", "platform")
+    assert res.exit_code == 0, res.output
+    assert [t.name for t in load_config("config").teams] == ["appsec", "ops"]
+
+
+def test_what_would_clash_with_the_rest_of_the_config_is_refused_before_writing(scim: ScimServer,
+                                                                              provider_only: Path) -> None:
+    """A member the config already declares in another file would be declared twice: the files import would
+    write are loaded with the rest of the config first, and any problem refuses the import."""
+    (provider_only / "people.yaml").write_text("members:\n  - email: alice@acme.io\n")
+    with scim.client() as c:
+        post(c, "Users", {"schemas": [USER], "userName": "alice@acme.io"})
+    before = files_in(provider_only)
+    res = run("import", "config", "--provider", "platform")
+    assert res.exit_code == 1, res.output
+    assert "would not load" in res.stderr and "nothing was written" in res.stderr
+    assert "member 'alice@acme.io' is declared twice" in res.stderr
+    assert files_in(provider_only) == before
+
+
+def test_a_group_holding_a_member_twice_and_a_self_manager_still_import(scim: ScimServer,
+                                                                        provider_only: Path) -> None:
+    """Data a config cannot hold twice is written once, with a note, so the written config loads."""
+    with scim.client() as c:
+        alice = post(c, "Users", {"schemas": [USER, ENT], "userName": "alice@acme.io"})
+        r = c.patch(f"Users/{alice}", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                            "Operations": [{"op": "add", "path": f"{ENT}:manager",
+                                                            "value": {"value": alice}}]})
+        assert r.status_code in (200, 204), r.text
+        gid = post(c, "Groups", {"schemas": [GROUP], "displayName": "appsec"})
+        r = c.put(f"Groups/{gid}", json={"schemas": [GROUP], "displayName": "appsec",
+                                         "members": [{"value": alice}, {"value": alice}]})
+        assert r.status_code == 200, r.text
+        assert len(c.get(f"Groups/{gid}").json()["members"]) == 2  # the server keeps both
+    res = run("import", "config", "--provider", "platform")
+    assert res.exit_code == 0, res.output
+    assert "team appsec: member alice@acme.io is listed 2 times on the provider; written once" in res.output
+    assert "alice@acme.io: manager alice@acme.io is the member themself; manager left out" in res.output
+    cfg = load_config("config")
+    assert cfg.teams[0].members == ["alice@acme.io"] and cfg.members[0].manager is None
+
+
+def test_adopt_with_out_is_refused_before_anything_is_read_or_written(scim: ScimServer,
+                                                                     provider_only: Path) -> None:
+    seed(scim)
+    res = run("import", "config", "--provider", "platform", "--adopt", "--out", "imported")
+    assert res.exit_code == 1, res.output
+    assert "--adopt needs the imported files in the config itself" in res.output
+    assert "Imported" not in res.output and "wrote" not in res.output
+    assert not Path("imported").exists()

@@ -74,7 +74,8 @@ def test_a_removed_integration_loses_its_property_webhook_and_role_grants(jira: 
     sec = jira.state.project("SEC")
     assert sec.properties["reconciler.integration.web"]["grants"] == {
         "Developers": {"id": str(jira.state.role_id("Developers")),
-                       "users": sorted([jira.ident("alice"), jira.ident("bob")])}}
+                       "users": sorted([jira.ident("alice"), jira.ident("bob")]),
+                       "teams": {"appsec": sorted([jira.ident("alice"), jira.ident("bob")])}}}
     assert developers(jira) == {jira.ident(p) for p in ("alice", "bob", "carol", "dave")}
     assert len(jira.state.webhooks) == 2
 
@@ -304,3 +305,115 @@ def test_an_integration_moved_to_another_project_leaves_nothing_behind(jira: Jir
     assert developers(jira, "OPS") == {jira.ident("alice"), jira.ident("bob")}
     (hook,) = jira.state.webhooks.values()
     assert hook["name"] == "reconciler web" and "OPS" in hook["filters"]["issue-related-events-section"]
+
+
+# --- a team leaving a role of a declared integration (issue 11, case 10) -------------------------------
+
+def role(rig: JiraRig, name: str, project: str = "SEC") -> set[str]:
+    return rig.state.project(project).roles[rig.state.role_id(name)]
+
+
+def recorded(rig: JiraRig, name: str = "web") -> dict[str, Any]:
+    grants: dict[str, Any] = rig.state.project("SEC").properties[f"reconciler.integration.{name}"]["grants"]
+    return grants
+
+
+def test_a_team_moved_to_another_role_leaves_the_old_one(jira: JiraRig) -> None:
+    """team_roles {appsec: Developers} -> {appsec: Administrators}: alice and bob leave Developers (dave, put
+    there by hand, stays), the record names only Administrators, and removing the integration afterwards
+    revokes Administrators too: the last plan is empty and nobody keeps a role reconciler granted."""
+    developers(jira).add(jira.ident("dave"))
+    quiet = {**WEB, "webhook": None}
+    jira.write([quiet], teams=TEAMS)
+    converge(jira)
+    assert developers(jira) == {jira.ident(p) for p in ("alice", "bob", "dave")}
+
+    jira.write([{**quiet, "team_roles": {"appsec": "Administrators"}}], teams=TEAMS)
+    first = converge(jira)
+    conn = jira.conn
+    by = {c.address: c for c in first.changes}
+    revoke = by[f'jira.{conn}.project_role["SEC/Developers"]']
+    assert revoke.after == {"users": [jira.ident("dave")]}
+    assert revoke.refs["revoked_for"] == "web" and "removed_integrations" not in revoke.refs
+    assert developers(jira) == {jira.ident("dave")}
+    assert role(jira, "Administrators") == {jira.ident("alice"), jira.ident("bob")}
+    assert set(recorded(jira)) == {"Administrators"}
+
+    conn_scan = {**jira.connection(), "scan_projects": ["SEC"]}
+    jira.write([], teams=TEAMS, extra={"connections.yaml": {"connections": [conn_scan]}})
+    converge(jira)
+    assert role(jira, "Administrators") == set() and developers(jira) == {jira.ident("dave")}
+    assert not jira.state.project("SEC").properties
+
+
+def test_additive_a_team_leaving_a_role_revokes_only_what_it_was_recorded_granting(jira: JiraRig) -> None:
+    """Two teams grant Developers; ops moves to Users. carol (ops, added by reconciler) leaves Developers;
+    dave (ops too, but in Developers before reconciler) stays: not reconciler's grant. appsec keeps its
+    members there."""
+    developers(jira).add(jira.ident("dave"))
+    teams = {"appsec": ["alice", "bob"], "ops": ["carol", "dave"]}
+    two = {**WEB, "webhook": None, "team_roles": {"appsec": "Developers", "ops": "Developers"}}
+    jira.write([two], members=["alice", "bob", "carol", "dave"], teams=teams)
+    converge(jira)
+    assert developers(jira) == {jira.ident(p) for p in ("alice", "bob", "carol", "dave")}
+    assert recorded(jira)["Developers"]["teams"] == {"appsec": sorted([jira.ident("alice"), jira.ident("bob")]),
+                                                     "ops": [jira.ident("carol")]}
+
+    jira.write([{**two, "team_roles": {"appsec": "Developers", "ops": "Users"}}],
+               members=["alice", "bob", "carol", "dave"], teams=teams)
+    converge(jira)
+    assert developers(jira) == {jira.ident(p) for p in ("alice", "bob", "dave")}
+    assert role(jira, "Users") == {jira.ident("carol"), jira.ident("dave")}
+    assert recorded(jira)["Developers"]["teams"] == {"appsec": sorted([jira.ident("alice"), jira.ident("bob")])}
+
+    # a team dropped from the integration altogether: the same
+    jira.write([{**two, "team_roles": {"appsec": "Developers"}}], members=["alice", "bob", "carol", "dave"],
+               teams=teams)
+    converge(jira)
+    assert role(jira, "Users") == set()  # reconciler added both carol and dave there
+    assert set(recorded(jira)) == {"Developers"}
+
+
+def test_authoritative_a_team_moved_to_another_role_leaves_it_but_the_integration_user_stays(
+        jira: JiraRig) -> None:
+    developers(jira).add(jira.state.me)
+    auth = {**WEB, "webhook": None, "role_membership": "authoritative"}
+    jira.write([auth], teams=TEAMS)
+    converge(jira)
+    jira.write([{**auth, "team_roles": {"appsec": "Users"}}], teams=TEAMS)
+    converge(jira)
+    assert developers(jira) == {jira.state.me}
+    assert role(jira, "Users") == {jira.ident("alice"), jira.ident("bob")}
+    assert set(recorded(jira)) == {"Users"}
+
+
+def test_a_failed_revoke_of_a_moved_team_keeps_its_grant_recorded(jira: JiraRig) -> None:
+    quiet = {**WEB, "webhook": None}
+    jira.write([quiet], teams=TEAMS)
+    converge(jira)
+    jira.write([{**quiet, "team_roles": {"appsec": "Administrators"}}], teams=TEAMS)
+    jira.state.fail("DELETE", r"/role/\d+$", status=500, times=1, retry_after="0")
+    with Session(load_config(jira.folder), transports=jira.transports(), attempts=1, sleep=lambda s: None) as s:
+        result = apply_plan(s, s.plan())
+    assert set(result.failures) == {f'jira.{jira.conn}.project_role["SEC/Developers"]',
+                                    f'jira.{jira.conn}.integration["web"]'}
+    assert "skipped: depends on" in result.failures[f'jira.{jira.conn}.integration["web"]']
+    assert "Developers" in recorded(jira)  # so the next run still knows what to revoke
+    converge(jira)
+    assert developers(jira) == set() and set(recorded(jira)) == {"Administrators"}
+
+
+def test_a_record_from_before_teams_were_recorded_still_leads_a_left_role_back(jira: JiraRig) -> None:
+    """Grants recorded per role only (before this version): a role the integration no longer grants at all
+    is revoked whole; the next record names the teams."""
+    quiet = {**WEB, "webhook": None}
+    jira.write([quiet], teams=TEAMS)
+    converge(jira)
+    for g in recorded(jira).values():
+        del g["teams"]
+    jira.write([{**quiet, "team_roles": {"appsec": "Administrators"}}], teams=TEAMS)
+    converge(jira)
+    assert developers(jira) == set()
+    assert recorded(jira) == {"Administrators": {
+        "id": str(jira.state.role_id("Administrators")), "users": sorted([jira.ident("alice"), jira.ident("bob")]),
+        "teams": {"appsec": sorted([jira.ident("alice"), jira.ident("bob")])}}}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -96,3 +97,63 @@ def test_datacenter_sandbox_from_the_cli(served_dc: dict[str, str], tmp_path: Pa
     round_trip(folder)
     r = httpx.get(f"{url}/rest/webhooks/1.0/webhook", headers={"Authorization": f"Bearer {served_dc['JIRA_TOKEN']}"})
     assert [w["name"] for w in r.json()] == ["reconciler web"]
+
+
+# --- a team moved to another project role (issue 11, case 10), over a socket, every call contract-checked ---
+
+@pytest.fixture(params=["cloud", "datacenter"])
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str]]]:
+    for info in serve([sys.executable, "-m", "reconciler.sandbox.jira", "--flavour", request.param, "--port", "0"]):
+        yield request.param, info
+
+
+def test_a_team_moved_to_another_role_is_revoked_from_the_old_one(served: tuple[str, dict[str, str]],
+                                                                  tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.contract.jira_spec import ContractTransport
+    flavour, info = served
+    if flavour == "cloud":
+        url, ident, api = info["JIRA_SITE_URL"], "5b10ac8d82e05b22cc7d4e00", "rest/api/3"
+        monkeypatch.setenv("JIRA_API_TOKEN", info["JIRA_API_TOKEN"])
+        conn = {"name": "sandbox", "type": "jira-cloud", "site_url": url, "email": info["JIRA_EMAIL"],
+                "api_token": "${env:JIRA_API_TOKEN}"}
+        auth: dict[str, Any] = {"auth": (info["JIRA_EMAIL"], info["JIRA_API_TOKEN"])}
+    else:
+        url, ident, api = info["JIRA_BASE_URL"], "alice", "rest/api/2"
+        monkeypatch.setenv("JIRA_TOKEN", info["JIRA_TOKEN"])
+        conn = {"name": "sandbox", "type": "jira-datacenter", "base_url": url, "token": "${env:JIRA_TOKEN}"}
+        auth = {"headers": {"Authorization": f"Bearer {info['JIRA_TOKEN']}"}}
+    checked = ContractTransport(httpx.HTTPTransport(), flavour)
+
+    def holders(role: str) -> list[str]:
+        roles = httpx.get(f"{url}/{api}/project/SEC/role", **auth).json()
+        actors = httpx.get(roles[role], **auth).json()["actors"]
+        return sorted(str((a.get("actorUser") or {}).get("accountId") if flavour == "cloud" else a["name"])
+                      for a in actors if a.get("type") == "atlassian-user-role-actor")
+
+    def converge(team_roles: dict[str, str] | None) -> Any:
+        integ = [{"name": "web", "program": "acme-web", "connection": "sandbox", "project": "SEC",
+                  "issue_type": "Bug", "team_roles": team_roles}] if team_roles is not None else []
+        folder = tmp_path / "c"
+        folder.mkdir(exist_ok=True)
+        (folder / "config.yaml").write_text(json.dumps({
+            "connections": [{**conn, "scan_projects": ["SEC"]}],
+            "members": [{"email": "alice@acme.io"}],
+            "teams": [{"name": "appsec", "members": ["alice@acme.io"]}],
+            "user_maps": [{"member": "alice@acme.io", "identities": {"sandbox": ident}}],
+            "integrations": integ}))
+        with Session(load_config(folder), transports={"sandbox": checked}) as s:
+            plan = s.plan()
+            assert not apply_plan(s, plan).failures
+        with Session(load_config(folder), transports={"sandbox": checked}) as s:
+            assert not s.plan().has_changes
+        return plan
+
+    converge({"appsec": "Developers"})
+    assert holders("Developers") == [ident]
+    moved = converge({"appsec": "Administrators"})
+    assert 'jira.sandbox.project_role["SEC/Developers"]' in {c.address for c in moved.changes}
+    assert holders("Developers") == [] and holders("Administrators") == [ident]
+    converge(None)  # every integration removed: nobody keeps a role reconciler granted
+    assert holders("Developers") == [] and holders("Administrators") == []
+    assert not checked.violations

@@ -5,6 +5,7 @@ it granted, the tracker it enabled; nothing it did not record."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import httpx
@@ -110,3 +111,62 @@ def test_the_removal_threshold_refuses_a_mass_removal_and_protect_keeps_one(
     with redmine.api() as c:
         assert pages(c, "sec") == ["Reconciler-integration-keep-0"]
         assert trackers(c, "sec") == ["Bug", "Feature", "Support"]  # keep-0 still uses Bug
+
+
+# --- a team leaving a role of a declared integration (issue 11, case 10) -------------------------------
+
+def record_grants(c: httpx.Client, name: str = "sec-findings") -> dict[str, list[str]]:
+    import json
+    text = c.get(f"projects/sec/wiki/Reconciler-integration-{name}.json").json()["wiki_page"]["text"]
+    found = re.search(r"\{.*\}", text, re.S)
+    assert found is not None
+    grants: dict[str, list[str]] = json.loads(found.group(0))["grants"]
+    return grants
+
+
+def test_additive_a_team_moved_to_another_role_leaves_the_old_one(redmine: Redmine, tmp_path: Path) -> None:
+    """appsec: Developer -> Manager, then appsec out of team_roles: each time the role reconciler granted
+    goes; Reporter, which the group held before reconciler, stays; each plan after an apply is empty."""
+    with redmine.api() as c:
+        r = c.post("groups.json", json={"group": {"name": "appsec"}})
+        member = {"membership": {"user_id": r.json()["group"]["id"], "role_ids": ids(c, "roles", "Reporter")}}
+        assert c.post("projects/sec/memberships.json", json=member).status_code == 201
+    additive = {**copy.deepcopy(INTEGRATION), "role_membership": "additive", "test_issue": False}
+    cfg = write(tmp_path, redmine.url, integrations=[additive])
+    converge(cfg)
+    with redmine.api() as c:
+        assert memberships(c) == {"appsec": ["Developer", "Reporter"], "leads": ["Manager"]}
+
+    cfg = write(tmp_path, redmine.url, integrations=[{**additive, "team_roles": {"appsec": "Manager",
+                                                                                 "leads": "Manager"}}])
+    first = converge(cfg)
+    assert first.changes and any(ch.refs.get("revoked_for") == "sec-findings" for ch in first.changes)
+    assert plan(cfg).changes == []
+    with redmine.api() as c:
+        assert memberships(c) == {"appsec": ["Manager", "Reporter"], "leads": ["Manager"]}
+        assert record_grants(c) == {"appsec": ["Manager"], "leads": ["Manager"]}
+
+    cfg = write(tmp_path, redmine.url, integrations=[{**additive, "team_roles": {"leads": "Manager"}}])
+    converge(cfg)
+    assert plan(cfg).changes == []
+    with redmine.api() as c:
+        assert memberships(c) == {"appsec": ["Reporter"], "leads": ["Manager"]}
+        assert record_grants(c) == {"leads": ["Manager"]}
+
+    cfg = write(tmp_path, redmine.url, integrations=[])
+    converge(cfg)
+    with redmine.api() as c:
+        assert memberships(c) == {"appsec": ["Reporter"]}
+
+
+def test_authoritative_a_team_taken_out_of_team_roles_leaves_its_role(redmine: Redmine, tmp_path: Path) -> None:
+    cfg = write(tmp_path, redmine.url, integrations=[{**INTEGRATION, "test_issue": False}])
+    converge(cfg)
+    cfg = write(tmp_path, redmine.url, integrations=[{**INTEGRATION, "test_issue": False,
+                                                      "team_roles": {"leads": "Manager"}}])
+    first = converge(cfg)
+    assert ('redmine.tracker.membership["sec/appsec"]', Action.DELETE) in changes(first)
+    assert plan(cfg).changes == []
+    with redmine.api() as c:
+        assert memberships(c) == {"leads": ["Manager"]}
+        assert record_grants(c) == {"leads": ["Manager"]}
