@@ -105,10 +105,11 @@ class World:
         self.members: dict[str, Member] = {}
         self.teams: dict[str, Team] = {}
         self.removal = "deactivate"
-        # emails of config members that have an account on the provider (after the last apply, or adopted)
-        self.present: set[str] = set()
-        # accounts reconciler owns whose member left the config, and that still exist: email -> mark
-        self.retired: dict[str, str] = {}
+        # the live accounts that are reconciler's (or a member's, made by hand, to adopt): userName in
+        # lower case -> externalId (None: made by hand). Matched to members when an apply runs.
+        self.accounts: dict[str, str | None] = {}
+        # made by hand with a member's email: adopted if the member is still declared when apply runs
+        self.to_adopt: dict[str, dict[str, Any]] = {}
         # what is on the provider that reconciler does not own: id -> the resource as it was made
         self.handmade_users: dict[str, dict[str, Any]] = {}
         self.handmade_groups: dict[str, dict[str, Any]] = {}
@@ -138,14 +139,40 @@ class World:
     def step(self, text: str) -> None:
         self.log.append(text)
 
+    @property
+    def present(self) -> set[str]:
+        """Members with an account (as of the last apply, when the config has not changed since)."""
+        return {e for e in self.members if e in self.accounts}
+
+    @property
+    def retired(self) -> dict[str, str]:
+        """Accounts reconciler owns whose member left the config (deactivated): userName -> mark."""
+        return {n: mark for n, mark in self.accounts.items() if n not in self.members and mark is not None}
+
+    def match(self, email: str) -> str | None:
+        """The live account a member is matched to (docs/configuration.md, Ownership): by userName in any
+        case, else by its mark (a renamed member with the same external_id)."""
+        m = self.members[email]
+        if email in self.accounts:
+            return email
+        hits = [n for n, mark in self.accounts.items() if mark == m.mark]
+        assert len(hits) <= 1, f"the model has two accounts marked {m.mark}: {hits}"
+        return hits[0] if hits else None
+
     def pending(self) -> list[str]:
-        """Members the next apply creates (active, no account yet)."""
-        return [e for e, m in self.members.items() if m.active and e not in self.present]
+        """Members the next apply creates (active, no account to match)."""
+        return [e for e, m in self.members.items() if m.active and self.match(e) is None]
 
     def will_exist(self, email: str) -> bool:
         """The member has an account after the next apply (so it can be someone's manager)."""
         m = self.members.get(email)
-        return m is not None and (m.active or email in self.present)
+        return m is not None and (m.active or self.match(email) is not None)
+
+    def mark_is_free(self, email: str, external_id: str | None) -> bool:
+        """No account but the member's own carries the mark this external_id gives (one account a mark)."""
+        mark = PREFIX + (external_id or email)
+        own = self.match(email)
+        return all(mark != m or n == own for n, m in self.accounts.items())
 
     def reports_of(self, email: str) -> list[str]:
         return [e for e, m in self.members.items() if m.manager_declared and m.manager == email]
@@ -167,12 +194,6 @@ class World:
         assert email not in self.members
         assert manager is None or manager in self.members
         self.members[email] = Member(email, external_id, dict(attrs), manager, manager is not None, active)
-        # an account it matches (by userName, or by the mark of its external_id) is its account again
-        mark = self.members[email].mark
-        for old, old_mark in list(self.retired.items()):
-            if old == email or old_mark == mark:
-                del self.retired[old]
-                self.present.add(email)
 
     def remove_member(self, email: str) -> None:
         """Take a member out of the config: out of its teams too, and its reports move to its manager."""
@@ -184,9 +205,6 @@ class World:
         up = m.manager if m.manager_declared else None
         for r in self.reports_of(email):
             self.members[r].manager = up if up != r else None
-        if email in self.present:
-            self.present.discard(email)
-            self.retired[email] = m.mark
 
     def rename(self, email: str, new: str) -> None:
         """A person's email changes; the external_id keeps the account."""
@@ -199,9 +217,6 @@ class World:
             t.members = [new if e == email else e for e in t.members]
         for r in self.reports_of(email):
             self.members[r].manager = new
-        if email in self.present:
-            self.present.discard(email)
-            self.present.add(new)
 
     def set_external_id(self, email: str, external_id: str | None) -> None:
         self.step(f"set_external_id({email!r}, {external_id!r})")
@@ -319,18 +334,35 @@ class World:
         assert email in self.pending() and user_name.lower() == email
         with Session(load_config(self.write())) as s:
             plan = s.plan()
-            self._post_user(user_name)
-            self.present.add(email)
+            self.accounts[email] = None
+            self.to_adopt[email] = self._post_user(user_name)
             result = apply_plan(s, plan)
         assert result.failures == {}, f"apply failed: {result.failures}\n{self.history()}"
         self.applied()
         return result
 
     def applied(self) -> None:
-        """What an apply that succeeded leaves behind, in the model."""
-        self.present |= {e for e, m in self.members.items() if m.active}
-        if self.removal == "delete":
-            self.retired.clear()
+        """What an apply that succeeded leaves behind, in the model: each member matched to its account
+        (renamed, marked, adopted) or given a new one (if active); accounts no member matches are
+        deactivated (kept) or, with removal: delete, deleted; hand-made ones no member matches are left."""
+        accounts: dict[str, str | None] = {}
+        matched: set[str] = set()
+        for email, m in self.members.items():
+            n = self.match(email)
+            if n is not None:
+                matched.add(n)
+            if n is not None or m.active:
+                accounts[email] = m.mark
+        for n, mark in self.accounts.items():
+            if n in matched:
+                continue
+            if mark is None:  # made by hand for a member that left the config before the apply
+                made = self.to_adopt[n]
+                self.handmade_users[str(made["id"])] = made
+            elif self.removal == "deactivate":
+                accounts[n] = mark
+        self.accounts = accounts
+        self.to_adopt.clear()
         live = {g["displayName"]: g["id"] for g in self.live_groups()}
         for name in self.teams:
             if name in live:
@@ -436,10 +468,11 @@ class World:
         case: then it is that member's account, adopted by the next apply."""
         self.step(f"drift_handmade_user({user_name!r}, {given_name!r})")
         email = user_name.lower()
-        assert email not in self.retired and (email not in self.members or email not in self.present)
+        assert email not in self.accounts
         made = self._post_user(user_name, given_name)
         if email in self.members:
-            self.present.add(email)
+            self.accounts[email] = None
+            self.to_adopt[email] = made
         else:
             self.handmade_users[str(made["id"])] = made
 
@@ -461,8 +494,7 @@ class World:
         with self.http() as c:
             r = c.delete(f"Users/{uid}")
             assert r.status_code == 204, f"DELETE Users/{uid}: {r.status_code} {r.text}"
-        self.present.discard(email)
-        self.retired.pop(email, None)
+        del self.accounts[email]
 
     # --- invariants ----------------------------------------------------------------------------------
 
@@ -502,7 +534,7 @@ class World:
         where = self.history()
 
         owned = {n for n, u in by_name.items() if str(u.get("externalId") or "").startswith(PREFIX)}
-        expected = self.present | set(self.retired)
+        expected = set(self.accounts)
         assert owned == expected, f"owned live users {sorted(owned)}, expected {sorted(expected)}\n{where}"
         for email in self.members:
             m = self.members[email]
@@ -568,10 +600,10 @@ class World:
 
     def checkpoint(self) -> tuple[Any, ...]:
         """The model's config (to take an edit back with ``rollback``)."""
-        return copy.deepcopy((self.members, self.teams, self.present, self.retired))
+        return copy.deepcopy((self.members, self.teams))
 
     def rollback(self, saved: tuple[Any, ...]) -> None:
-        self.members, self.teams, self.present, self.retired = copy.deepcopy(saved)
+        self.members, self.teams = copy.deepcopy(saved)
         self.write()
 
 
