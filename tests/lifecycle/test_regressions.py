@@ -41,3 +41,13 @@ def test_two_applies_at_once_make_one_group(world: World) -> None:
     world.add_team("team-1", [])
     world.apply_concurrently()
     world.check()  # fails: two groups team-1; the next plan deletes one of them
+
+
+def test_a_saved_plan_applied_after_the_account_was_made_by_hand(world: World) -> None:
+    """Issue 11, case 5: the create meets the hand-made Erin@Acme.io (409), finds it, and reports the
+    create done without writing the config's attributes or the mark."""
+    world.add_member("alice@acme.io")
+    world.apply()
+    world.add_member("erin@acme.io", external_id="HR-5", given_name="Ben", family_name="Archer")
+    world.apply_saved_plan_after_handmade("erin@acme.io", "Erin@Acme.io")
+    world.check()  # fails: the next plan updates erin: externalId, name.givenName, name.familyName
