@@ -131,12 +131,16 @@ class Lifecycle(RuleBasedStateMachine):
         return [e for e in self.members() if e != exclude and self.world.will_exist(e)]
 
     def hire(self, data: st.DataObject, person: str, manager: str | None = None, active: bool = True) -> str:
+        """Add a person to the config (a new hire, or someone coming back), and to a team, or none."""
         if person not in self.external:
-            self.external[person] = data.draw(st.sampled_from([None, f"HR-{PEOPLE.index(person) + 1}"]),
+            self.external[person] = data.draw(st.sampled_from([f"HR-{PEOPLE.index(person) + 1}", None]),
                                               label=f"external_id of {person}")
         attrs = data.draw(st.fixed_dictionaries({}, optional=VALUES), label="attributes")
         email = self.email_of(person)
         self.world.add_member(email, external_id=self.external[person], manager=manager, active=active, **attrs)
+        team = data.draw(st.sampled_from([*sorted(self.world.teams), None]), label="team")
+        if team is not None:
+            self.world.set_team_members(team, [*self.world.teams[team].members, email])
         return email
 
     def new_team_name(self) -> str:
@@ -164,14 +168,14 @@ class Lifecycle(RuleBasedStateMachine):
 
     # --- the start: a small organisation, applied ---------------------------------------------------
 
-    @initialize(data=st.data(), size=st.integers(0, 3), managed=st.booleans(), team=st.booleans())
-    def start(self, data: st.DataObject, size: int, managed: bool, team: bool) -> None:
+    @initialize(data=st.data(), size=st.integers(1, 3), managed=st.booleans())
+    def start(self, data: st.DataObject, size: int, managed: bool) -> None:
+        """An organisation of ``size`` people in one team (``managed``: the others report to the first)."""
+        self.world.add_team(self.new_team_name(), [])
         hired = [self.hire(data, p) for p in PEOPLE[:size]]
         if managed:
             for e in hired[1:]:
                 self.world.set_manager(e, hired[0])
-        if team and hired:
-            self.world.add_team(self.new_team_name(), hired)
         self.world.apply()
         self.applied()
 

@@ -51,3 +51,16 @@ def test_a_saved_plan_applied_after_the_account_was_made_by_hand(world: World) -
     world.add_member("erin@acme.io", external_id="HR-5", given_name="Ben", family_name="Archer")
     world.apply_saved_plan_after_handmade("erin@acme.io", "Erin@Acme.io")
     world.check()  # fails: the next plan updates erin: externalId, name.givenName, name.familyName
+
+
+def test_a_renamed_member_stays_in_their_team(world: World) -> None:
+    """Issue 11, case 2 (shrunk from start(size=3) + rename_email): the group PATCH adds and removes the
+    same id, so the renamed member leaves the team; apply reports success, a second apply adds them back."""
+    world.add_team("team-1", [])
+    world.add_member("alice@acme.io", external_id="HR-1")
+    world.add_member("bob@acme.io", external_id="HR-2")
+    world.set_team_members("team-1", ["alice@acme.io", "bob@acme.io"])
+    world.apply()
+    world.rename("alice@acme.io", "alice.2@acme.io")
+    world.apply()
+    world.check()  # fails: the next plan adds alice.2@acme.io to team-1 again
