@@ -64,3 +64,14 @@ def test_a_renamed_member_stays_in_their_team(world: World) -> None:
     world.rename("alice@acme.io", "alice.2@acme.io")
     world.apply()
     world.check()  # fails: the next plan adds alice.2@acme.io to team-1 again
+
+
+def test_a_group_holding_a_member_twice_converges(world: World) -> None:
+    """Issue 11, case 3: the group is PUT back with alice listed twice; the plan compares lists
+    (['alice', 'alice'] -> ['alice']), apply works on set differences and sends nothing."""
+    world.add_member("alice@acme.io")
+    world.add_team("team-1", ["alice@acme.io"])
+    world.apply()
+    world.drift_duplicate_member("team-1", "alice@acme.io")
+    world.apply()
+    world.check()  # fails: the next plan still has team-1 members ['alice', 'alice'] -> ['alice']
