@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from reconciler.apply import ApplyResult, apply_plan
-from reconciler.config import load_config
+from reconciler.config.loader import load_config
 from reconciler.errors import ConfigError
 from reconciler.plan.model import Plan
 from reconciler.session import Session
@@ -253,13 +253,14 @@ class World:
         del self.teams[name]
         self.group_ids.pop(name, None)
 
-    def rename_team(self, name: str, new: str) -> None:
-        """With ``team_previously`` the team says ``previously: [old]`` and keeps its group; without,
-        the old group is deleted and a new one made."""
-        self.step(f"rename_team({name!r}, {new!r})")
+    def rename_team(self, name: str, new: str, keep: bool | None = None) -> None:
+        """With ``keep`` (default: ``team_previously``) the team says ``previously: [old]`` and keeps its
+        group; without, the old group is deleted and a new one made."""
+        keep = self.team_previously if keep is None else keep
+        self.step(f"rename_team({name!r}, {new!r}, keep={keep!r})")
         t = self.teams.pop(name)
         t.name = new
-        if self.team_previously:
+        if keep:
             t.previously.append(name)
             if name in self.group_ids:
                 self.group_ids[new] = self.group_ids.pop(name)
