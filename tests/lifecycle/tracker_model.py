@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -42,10 +41,10 @@ def budget(examples: int, steps: int) -> settings:
     steps, not shrunk (a failure prints its steps and the machine's own log of them; shrinking a tracker
     sequence takes minutes). LIFECYCLE_EXAMPLES / LIFECYCLE_STEPS override the budget for a longer run,
     which draws random sequences instead (pytest's ``--hypothesis-seed=N`` repeats one) and shrinks a
-    failure; LIFECYCLE_SHRINK=1 shrinks in a CI-budget run too."""
+    failure; LIFECYCLE_SHRINK=1 or 0 turns shrinking on or off either way."""
     n = os.environ.get("LIFECYCLE_EXAMPLES")
     k = os.environ.get("LIFECYCLE_STEPS")
-    shrink = bool(n or k) or os.environ.get("LIFECYCLE_SHRINK") == "1"
+    shrink = os.environ.get("LIFECYCLE_SHRINK", "1" if (n or k) else "0") == "1"
     phases = [Phase.explicit, Phase.reuse, Phase.generate] + ([Phase.shrink] if shrink else [])
     return settings(max_examples=int(n or examples), stateful_step_count=int(k or steps), deadline=None,
                     derandomize=not (n or k), database=None, print_blob=True, phases=phases,
@@ -59,6 +58,28 @@ def transport() -> httpx.HTTPTransport:
     """A plain socket transport sharing one TLS context: loading the CA bundle for every client of every
     Session would be a third of the run (the trackers here are plain http on loopback anyway)."""
     return httpx.HTTPTransport(verify=_TLS)
+
+
+def run_apply(folder: Path, cfg: dict[str, Any]) -> tuple[Plan, Any, Plan]:
+    """Write ``cfg`` to folder/config.yaml; plan + apply in process (a fresh Session each), then plan
+    again: (applied plan, apply result, next plan)."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(json.dumps(cfg, indent=1))
+    config = load_config(folder)
+    with Session(config, transports={"tracker": transport(), "redmine.tracker": transport()}) as s:
+        plan = s.plan()
+        result = apply_plan(s, plan)
+    with Session(config, transports={"tracker": transport(), "redmine.tracker": transport()}) as s:
+        again = s.plan()
+    return plan, result, again
+
+
+def plan_apply_plan(folder: Path, cfg: dict[str, Any]) -> Plan:
+    """run_apply, asserting that apply failed nothing and that the next plan has no changes."""
+    plan, result, again = run_apply(folder, cfg)
+    assert not result.failures, result.failures
+    assert not again.has_changes, [(c.address, c.diff) for c in again.changes]
+    return plan
 
 
 @dataclass
@@ -137,8 +158,9 @@ class TrackerMachine(RuleBasedStateMachine):
         ints = []
         for name, i in sorted(self.cfg.integrations.items()):
             d: dict[str, Any] = {"name": name, "program": "acme", "connection": conn["name"], "project": i.project,
-                                 "issue_type": "Bug", "test_issue": False, "team_roles": dict(sorted(i.team_roles.items())),
-                                 "role_membership": i.mode, **self.integration_extra()}
+                                 "issue_type": "Bug", "test_issue": False,
+                                 "team_roles": dict(sorted(i.team_roles.items())), "role_membership": i.mode,
+                                 **self.integration_extra()}
             if i.webhook:
                 d["webhook"] = {"url": "https://platform.acme.io/hooks/jira"}
             ints.append(d)
@@ -146,22 +168,11 @@ class TrackerMachine(RuleBasedStateMachine):
             out["integrations"] = ints
         return out
 
-    def write_config(self) -> Path:
-        self.applies += 1
-        folder = self.tmp / f"c{self.applies}"
-        folder.mkdir()
-        (folder / "config.yaml").write_text(json.dumps(self.config_dict(), indent=1))
-        return folder
-
     def plan_and_apply(self) -> tuple[Plan, Plan]:
         """plan + apply in process (fresh Session each), then a fresh plan: (applied plan, next plan)."""
-        config = load_config(self.write_config())
-        with Session(config, transports={"tracker": transport(), "redmine.tracker": transport()}) as s:
-            plan = s.plan()
-            result = apply_plan(s, plan)
+        self.applies += 1
+        plan, result, again = run_apply(self.tmp / f"c{self.applies}", self.config_dict())
         assert not result.failures, self.explain(f"apply failed: {result.failures}")
-        with Session(config, transports={"tracker": transport(), "redmine.tracker": transport()}) as s:
-            again = s.plan()
         return plan, again
 
     def explain(self, text: str) -> str:
