@@ -20,7 +20,7 @@ from reconciler.apply import ApplyResult, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.clierrors import handle_errors
 from reconciler.config.loader import load_config
-from reconciler.errors import ApplyError, ReconcilerError, StalePlanError
+from reconciler.errors import ApplyError, PlanError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
@@ -35,6 +35,7 @@ from reconciler.saved import (
     is_saved_plan,
     load_config_for,
     load_saved_plan,
+    verify,
     write_saved_plan,
 )
 from reconciler.secrets import redact
@@ -198,14 +199,17 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         try:
             check_config(saved, cfg)
             checks = check_preconditions(session, saved)
-        except StalePlanError as exc:
+            planned = verify(session, saved)
+        except (StalePlanError, PlanError) as exc:
             audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
             raise
         for ch in checks:
             click.echo(f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was "
                        f"made (checked by {'paged list' if ch.strategy == 'list' else 'GET per object'}).")
+        click.echo(f"Planned again from the configuration: the {len(p.changes)} change(s) of {path} are the ones "
+                   "it makes now.")
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
-        result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
+        result = apply_plan(session, planned, observer=_observers(_progress(colour), audit.outcome))
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
     _finish(result)
 

@@ -54,6 +54,8 @@ class SavedPlan:
     config_path: str | None
     created_at: str | None = None
     live: dict[str, Any] = field(default_factory=dict)  # what each system read at plan time (its sizes)
+    targets: list[str] = field(default_factory=list)  # plan --target, as given
+    allow_removals: int | None = None  # plan --allow-removals, as given
     document: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,6 +82,8 @@ def saved_document(plan: Plan, config_root: str | Path, session: Session | None 
     doc["reconciler_version"] = __version__
     if session is not None:
         doc["live"] = dict(sorted(session.live.items()))
+        # how the plan was asked for: apply plans again the same way to check every change (see verify)
+        doc["request"] = {"targets": list(session.targets or []), "allow_removals": session.allow_removals}
     return doc
 
 
@@ -130,8 +134,16 @@ def load_saved_plan(path: Path) -> SavedPlan:
                 commit=doc.get("commit"), protected=list(doc.get("protected", [])))
     raw = doc.get("live")
     live: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    raw_request = doc.get("request")
+    request: dict[str, Any] = raw_request if isinstance(raw_request, dict) else {}
+    targets = request.get("targets") or []
+    allowed = request.get("allow_removals")
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets) \
+            or not (allowed is None or (isinstance(allowed, int) and not isinstance(allowed, bool) and allowed >= 0)):
+        raise PlanError(f"{path}: the saved plan's request (targets, allow_removals) is malformed; run plan again")
     cp = doc.get("config_path")
-    return SavedPlan(plan, path, str(cp) if cp is not None else None, doc.get("created_at"), live, doc)
+    return SavedPlan(plan, path, str(cp) if cp is not None else None, doc.get("created_at"), live,
+                     list(targets), allowed, doc)
 
 
 def load_config_for(saved: SavedPlan, override: Path | None) -> Config:
@@ -167,6 +179,36 @@ def check_preconditions(session: Session, saved: SavedPlan) -> list[Check]:
     if stale:
         raise StalePlanError(stale_message(stale))
     return checks
+
+
+def verify(session: Session, saved: SavedPlan) -> Plan:
+    """The plan to apply for a saved plan: planned again from the config on disk (whose digest
+    check_config has compared) and the live state as it is now, the same way it was asked for
+    (targets, --allow-removals: thresholds and protect are checked again). Every change in the file
+    must be one this plan makes: the same address, action, live object (id), desired state (after) and
+    precondition; anything else refuses the whole plan. What is applied are the changes planned here,
+    for the addresses the file lists: nothing in the file but that choice reaches a live system, so
+    an edited file can neither add a change nor alter one (a target id, a group member's id)."""
+    fresh = session.plan(targets=saved.targets or None, allow_removals=saved.allow_removals)
+    now = {c.address: c for c in fresh.changes}
+    problems: list[tuple[str, str]] = []
+    for c in saved.plan.changes:
+        f = now.get(c.address)
+        if f is None:
+            problems.append((c.address, "is not a change the configuration makes now (converged meanwhile, "
+                                        "or the plan file was edited)"))
+        elif f.action is not c.action or f.id != c.id or f.after != c.after:
+            problems.append((c.address, f"does not match what the configuration makes now ({c.action.value} "
+                                        f"in the file, {f.action.value} planned; a different object or "
+                                        "desired state means the plan file was edited or the provider moved)"))
+        elif (f.precondition or None) != (c.precondition or None):
+            problems.append((c.address, "changed since the plan was made"))
+    # changes the file does not list (drift elsewhere since the plan) are left for the next plan, as a
+    # plan made now would show them: the reviewed changes alone are applied
+    if problems:
+        raise StalePlanError(stale_message(problems))
+    return Plan(changes=[now[c.address] for c in saved.plan.changes], notes=saved.plan.notes,
+                config_digest=saved.plan.config_digest, commit=saved.plan.commit, protected=saved.plan.protected)
 
 
 def stale_message(stale: list[tuple[str, str]], limit: int = 10) -> str:
@@ -219,6 +261,6 @@ def _git(cwd: Path, *args: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
-__all__ = ["KIND", "Check", "SavedPlan", "StalePlanError", "check_config",
+__all__ = ["KIND", "Check", "SavedPlan", "verify", "StalePlanError", "check_config",
            "check_preconditions", "config_digest_at", "is_drift", "is_saved_plan", "load_config_for",
            "load_saved_plan", "write_saved_plan"]
