@@ -33,8 +33,8 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from tests.contract.specs import SpecError, spec_bytes
 from reconciler.sandbox.jira import CLOUD_TOKEN, DC_TOKEN, JiraState, new_state, transport
+from tests.contract.specs import SpecError, spec_bytes
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOSTS = {"cloud": "https://your-domain.atlassian.net", "datacenter": "http://localhost:8090"}

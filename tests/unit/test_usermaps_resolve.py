@@ -3,7 +3,6 @@ descriptions and checked against them), strict judgement of the answers, and --w
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ import respx
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from tests.contract.specs import SpecError, spec_document
 from reconciler.config import load_config
 from reconciler.usermaps import identities_for
 from reconciler.usermaps.lookup import LOOKUPS_AT_ONCE, resolve_missing
+from tests.contract.specs import SpecError, spec_document
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "usermaps" / "resolve"
 # the files the Jira contract tests use, carried in tests/contract/specs/
