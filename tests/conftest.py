@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,30 @@ from ruamel.yaml import YAML
 from tests.servers import SCIM_TOKEN, ScimServer, scim_server
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Hypothesis keeps its example database and constants cache in ./.hypothesis, i.e. in the checkout
+# (it writes the cache while collecting, so this must be set before the test modules are imported).
+# HYPOTHESIS_STORAGE_DIRECTORY, when set, still wins.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      str(Path(tempfile.gettempdir()) / f"reconciler-hypothesis-{os.getuid()}"))
+
+# What may appear at the top of the checkout while the tests run: the venv and the tools' caches.
+# Anything else (.reconciler/audit.jsonl from an apply without --audit-log, a plan.json written
+# to the current directory) is a test writing outside its tmp_path.
+CHECKOUT_ALLOWED = {".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "__pycache__"}
+
+
+def checkout_entries() -> set[str]:
+    return {p.name for p in ROOT.iterdir()} - CHECKOUT_ALLOWED
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_in_the_checkout() -> Iterator[None]:
+    before = checkout_entries()
+    yield
+    new = sorted(checkout_entries() - before)
+    assert not new, (f"this test left {new} in the checkout ({ROOT}): write to tmp_path "
+                     "(apply: --audit-log tmp_path / 'audit.jsonl', or monkeypatch.chdir(tmp_path))")
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,9 @@ def test_plans_with_every_action_validate(scim: ScimServer, write_config: Callab
     first = plan_json(cfg)
     VALIDATOR.validate(first)
     assert first["summary"]["create"] == 5
-    assert CliRunner().invoke(main, ["apply", str(cfg), "--auto-approve"]).exit_code == 0
+    applied = CliRunner().invoke(main, ["apply", str(cfg), "--auto-approve",
+                                        "--audit-log", str(cfg.parent / "audit.jsonl")])
+    assert applied.exit_code == 0, applied.output
     (cfg / "members.yaml").write_text(dump_yaml({"members": [
         {"email": "alice@acme.io", "department": "Security", "manager": "carol@acme.io"},
         {"email": "carol@acme.io"}, {"email": "dave@acme.io"}]}))
