@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,20 @@ def scim(scim_server_session: ScimServer, monkeypatch: pytest.MonkeyPatch) -> Sc
     scim_server_session.reset()
     monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
     return scim_server_session
+
+
+@pytest.fixture
+def backoff_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits between retries, recorded instead of slept: every HTTP client made during the test
+    (also inside a CLI command, which passes no sleep of its own) gets this clock's sleep by default.
+    The retries and their computed delays are unchanged; only the real waiting is gone."""
+    from reconciler.providers import _http  # here: importing it first, at collection, is an import cycle
+
+    sleeps: list[float] = []
+    defaults = _http.Http.__init__.__kwdefaults__
+    assert defaults is not None and defaults.get("sleep") is time.sleep, "Http(sleep=...) is the injection point"
+    monkeypatch.setitem(defaults, "sleep", sleeps.append)
+    return sleeps
 
 
 def dump_yaml(data: Any) -> str:
