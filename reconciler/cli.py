@@ -28,6 +28,7 @@ from reconciler.providers._http import CallRecord
 from reconciler.render import RENDERERS
 from reconciler.render.json import plan_document
 from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
+from reconciler.render.text import PlanText, terminal_width
 from reconciler.saved import (
     check_config,
     check_preconditions,
@@ -126,7 +127,8 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
     if fmt == "markdown":
         hint = f"the full plan is at {details_url}" if details_url else DEFAULT_HINT
         return PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
-    text = str(RENDERERS[fmt](colour=colour).render(p))
+    renderer = PlanText(colour=colour, width=terminal_width()) if fmt == "text" else RENDERERS[fmt](colour=colour)
+    text = str(renderer.render(p))
     if fmt == "text" and drift and p.has_changes:
         text = ("Drift: the configuration is the same as at --drift-base, so these changes were made on the "
                 "live systems.\n\n" + text)
@@ -164,7 +166,7 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
     sink: list[Callable[[CallRecord], None]] = []
     with Session(cfg, recorder=_fanout(sink)) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
-        click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
+        click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
             return
         if not auto_approve:
@@ -185,7 +187,7 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
     saved = load_saved_plan(path)
     cfg = load_config_for(saved, config_dir)
     p = saved.plan
-    click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
+    click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
     if not p.has_changes:
         check_config(saved, cfg)
         return
@@ -265,8 +267,16 @@ def check(config: Path) -> None:
 def demo(no_color: bool) -> None:
     """Plan and apply the bundled example against an embedded SCIM server: no network needed."""
     from reconciler.demo import run_demo
+    from reconciler.sandbox.scim import DEMO_TOKEN
 
-    run_demo(echo=lambda s: click.echo(redact(s), nl=False), colour=_colour(no_color))
+    # The sandbox's own token is shown, so that the `export SCIM_TOKEN=...` line can be pasted as printed;
+    # every other secret (a real SCIM_TOKEN in the environment, say) is still scrubbed.
+    hole = "\x00sandbox-token\x00"
+
+    def echo(s: str) -> None:
+        click.echo(redact(s.replace(DEMO_TOKEN, hole)).replace(hole, DEMO_TOKEN), nl=False)
+
+    run_demo(echo=echo, colour=_colour(no_color))
 
 
 @main.group()
@@ -284,6 +294,27 @@ def sandbox_jira(flavour: str, port: int) -> None:
 
     try:
         serve(flavour, "127.0.0.1", port, ready=lambda url, state: click.echo(describe(url, state)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@sandbox.command("scim")
+@click.option("--port", type=click.IntRange(0, 65535), default=18451, show_default=True,
+              help="0 picks a free port. examples/ point at 18451.")
+@click.option("--empty", is_flag=True, help="Start with no users, not with the demo's starting accounts.")
+def sandbox_scim(port: int, empty: bool) -> None:
+    """The demo's SCIM server (scim2-server, in memory) on 127.0.0.1:PORT until Ctrl-C.
+
+    It starts with the accounts `reconciler demo` starts with (unless --empty) and prints the
+    export line, so that the demo's commands can be run by hand: reconciler plan examples/quickstart.
+    """
+    from reconciler.sandbox.scim import DEMO_TOKEN, describe, serve
+
+    try:
+        serve("127.0.0.1", port, DEMO_TOKEN, empty=empty,
+              ready=lambda url: click.echo(describe(url, DEMO_TOKEN, empty=empty)))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
