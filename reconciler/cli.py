@@ -245,7 +245,12 @@ def _finish(result: ApplyResult) -> None:
 @config_arg
 @handle_errors
 def check(config: Path) -> None:
-    """Test the connection to every provider: reachability, TLS, authentication, discovery."""
+    """Test every connection the config declares: SCIM providers and trackers.
+
+    SCIM providers: reachability, TLS, authentication, discovery. Jira: the credentials, who they
+    authenticate as, and the project permissions each integration needs. Redmine: the URL, the API key,
+    and that it is an administrator's. One line per step; exit 1 when a step fails. Changes nothing.
+    """
     cfg = load_config(config)
     failed = False
     with Session(cfg) as session:
