@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from reconciler.cli import main
 from reconciler.session import PLANNER_MODULES
+from tests.conftest import ROOT
 
 
 def help_of(*command: str) -> str:
@@ -26,3 +33,26 @@ def test_sandbox_help_lists_both_servers() -> None:
     text = help_of("sandbox")
     assert "jira" in text and "scim" in text
     assert "18451" in help_of("sandbox", "scim")  # where examples/ point
+
+
+def completion_lines() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Shell completion", 1)[1].split("\n#", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+
+
+def test_the_documented_completion_scripts_are_produced() -> None:
+    lines = completion_lines()
+    shells = [m.group(1) for line in lines if (m := re.search(r"_RECONCILER_COMPLETE=(\w+)_source", line))]
+    assert shells == ["bash", "zsh", "fish"], lines
+    exe = str(Path(sys.executable).parent / "reconciler")
+    for shell in shells:
+        out = subprocess.run([exe], env={**os.environ, "_RECONCILER_COMPLETE": f"{shell}_source"},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "_RECONCILER_COMPLETE" in out.stdout, (shell, out.stdout, out.stderr)
+    # and completing `reconciler sa<Tab>` in bash offers the sandbox command
+    out = subprocess.run([exe], env={**os.environ, "_RECONCILER_COMPLETE": "bash_complete",
+                                     "COMP_WORDS": "reconciler sa", "COMP_CWORD": "1"},
+                         capture_output=True, text=True, timeout=60)
+    assert "plain,sandbox" in out.stdout.splitlines(), out.stdout
