@@ -68,10 +68,49 @@ class _Group(click.Group):
             raise
 
 
+LOG_LEVELS = ("warning", "debug")
+_log = {"level": "warning"}
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Same as --log-level debug.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="warning", show_default=True,
+              help="debug: also print every HTTP call (method, URL, status, time) to stderr, secrets scrubbed.")
+def main(verbose: bool, log_level: str) -> None:
     """Members, teams, tracker integrations and user maps as code: validate, plan, apply."""
+    _log["level"] = "debug" if verbose else log_level
+
+
+def _set_level(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name == "verbose" and value:
+        _log["level"] = "debug"
+    elif param.name == "log_level" and value is not None:
+        _log["level"] = value
+
+
+def log_opts(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-v / --log-level on a command too, so they may follow it (reconciler plan CONFIG -v)."""
+    f = click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None, expose_value=False,
+                     callback=_set_level, help="debug: also print every HTTP call to stderr (secrets scrubbed).")(f)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_level,
+                        help="Same as --log-level debug.")(f)
+
+
+def _debug_call(rec: CallRecord) -> None:
+    outcome = str(rec.status) if rec.status is not None else (rec.error or "no answer")
+    retry = f", attempt {rec.attempt}" if rec.attempt > 1 else ""
+    where = f" {rec.address}" if rec.address else ""
+    click.echo(redact(f"debug: {rec.method} {rec.url or rec.path} -> {outcome} ({rec.duration_ms:.0f} ms{retry}) "
+                      f"[{rec.provider}{where}]"), err=True)
+
+
+def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callable[[CallRecord], None] | None:
+    """The Session's recorder: the callables in ``sink`` (audit log), and with --log-level debug a line per call."""
+    sink = [] if sink is None else sink
+    if _log["level"] == "debug":
+        sink.insert(0, _debug_call)
+    return _fanout(sink) if sink else None
 
 
 config_arg = click.argument("config", type=click.Path(path_type=Path))
@@ -106,12 +145,13 @@ def validate(config: Path) -> None:
 @click.option("--details-url", metavar="URL", default=None,
               help="Where the full plan can be found; the Markdown names it when a comment must be cut.")
 @no_color_opt
+@log_opts
 @handle_errors
 def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt: str, detailed_exitcode: bool,
          out: Path | None, drift_base: str | None, details_url: str | None, no_color: bool) -> None:
     """Read the live systems and show what apply would change. Changes nothing (but --out FILE)."""
     cfg = load_config(config)
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
         if out is not None:
             write_saved_plan(out, p, cfg.root, session)
@@ -146,6 +186,7 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
               help="With a saved plan: the config it was made from [default: the path the plan records, "
                    "relative to the current directory].")
 @no_color_opt
+@log_opts
 @handle_errors
 def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, auto_approve: bool,
           audit_log: Path | None, config_dir: Path | None, no_color: bool) -> None:
@@ -164,7 +205,7 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
         raise click.UsageError(f"--config is for applying a saved plan, but {config} is not one")
     cfg = load_config(config)
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(cfg, recorder=_fanout(sink)) as session:
+    with Session(cfg, recorder=_recorder(sink)) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
         click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
@@ -192,7 +233,7 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         check_config(saved, cfg)
         return
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(cfg, recorder=_fanout(sink)) as session, \
+    with Session(cfg, recorder=_recorder(sink)) as session, \
             AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
                      actions={c.address: c.action.value for c in p.changes}) as audit:
         sink.append(audit.record)
@@ -243,6 +284,7 @@ def _finish(result: ApplyResult) -> None:
 
 @main.command()
 @config_arg
+@log_opts
 @handle_errors
 def check(config: Path) -> None:
     """Test every connection the config declares: SCIM providers and trackers.
@@ -253,7 +295,7 @@ def check(config: Path) -> None:
     """
     cfg = load_config(config)
     failed = False
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         results = session.check()
     width = max([16, *(len(r.provider) for r in results)])
     step_width = max([15, *(len(step) for r in results for step, _, _ in r.steps)])
@@ -377,6 +419,7 @@ def audit_cmd(log_path: Path | None, address: str | None, member: str | None, si
               help="The JSON Schema named in the yaml-language-server comment of the files written.")
 @click.option("--audit-log", type=click.Path(path_type=Path), default=None,
               help=f"Audit log for --adopt [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+@log_opts
 @handle_errors
 def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, adopt: bool,
                schema_url: str | None, audit_log: Path | None) -> None:
@@ -389,7 +432,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
 
     cfg = load_config(config)
     target = out or (config if config.is_dir() else config.parent)
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         imported = import_provider(session, provider_name)
     for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
         click.echo(f"wrote {path}")
@@ -406,7 +449,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
         return
     new_cfg = load_config(target)
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(new_cfg, recorder=_fanout(sink)) as session:
+    with Session(new_cfg, recorder=_recorder(sink)) as session:
         pp = session.plan_provider(new_cfg.provider(provider_name))
         marks, rest = split_adoption(pp.changes)
         if marks and adopt:
