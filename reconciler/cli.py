@@ -107,10 +107,10 @@ def _debug_call(rec: CallRecord) -> None:
 
 def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callable[[CallRecord], None] | None:
     """The Session's recorder: the callables in ``sink`` (audit log), and with --log-level debug a line per call."""
-    sink = [] if sink is None else sink
     if _log["level"] == "debug":
+        sink = [] if sink is None else sink
         sink.insert(0, _debug_call)
-    return _fanout(sink) if sink else None
+    return None if sink is None else _fanout(sink)  # a sink may be filled later (the audit log, once opened)
 
 
 config_arg = click.argument("config", type=click.Path(path_type=Path))
