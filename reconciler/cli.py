@@ -21,7 +21,7 @@ from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.clierrors import handle_errors
 from reconciler.config import load_config
 from reconciler.config.secrets import redact
-from reconciler.errors import ApplyError, ReconcilerError, StalePlanError
+from reconciler.errors import ApplyError, ConfigError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
@@ -121,11 +121,32 @@ allow_opt = click.option("--allow-removals", type=click.IntRange(min=0), default
 no_color_opt = click.option("--no-color", is_flag=True, help="Never colour the output.")
 
 
+json_opt = click.option("--json", "as_json", is_flag=True,
+                        help="Print the result as one JSON document on stdout (and nothing else there).")
+JSON_FORMAT_VERSION = "1.0"
+
+
+def _echo_json(doc: dict[str, Any]) -> None:
+    click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
+
+
 @main.command()
 @config_arg
+@json_opt
 @handle_errors
-def validate(config: Path) -> None:
+def validate(config: Path, as_json: bool) -> None:
     """Check a config without contacting any live system."""
+    if as_json:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            _echo_json({"valid": False, "problems": [
+                {"file": d.file, "line": d.line, "column": d.column, "message": d.message, "text": str(d)}
+                for d in exc.diagnostics]})
+            sys.exit(1)
+        _echo_json({"valid": True, "files": len(cfg.files), "providers": len(cfg.providers),
+                    "members": len(cfg.members), "teams": len(cfg.teams)})
+        return
     cfg = load_config(config)
     click.echo(f"Configuration is valid: {len(cfg.files)} file(s), {len(cfg.providers)} provider(s), "
                f"{len(cfg.members)} member(s), {len(cfg.teams)} team(s).")
@@ -186,10 +207,13 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
               help="With a saved plan: the config it was made from [default: the path the plan records, "
                    "relative to the current directory].")
 @no_color_opt
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan and each change's outcome as one JSON document on stdout, instead of text. "
+                   "Needs --auto-approve (or a saved plan): there is no prompt.")
 @log_opts
 @handle_errors
 def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, auto_approve: bool,
-          audit_log: Path | None, config_dir: Path | None, no_color: bool) -> None:
+          audit_log: Path | None, config_dir: Path | None, no_color: bool, as_json: bool) -> None:
     """Plan, ask for confirmation, then converge the live systems.
 
     CONFIG may be a saved plan (from `plan --out FILE`): then exactly that plan is applied, with no
@@ -199,16 +223,21 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
     if is_saved_plan(config):
         if targets or allow_removals is not None:
             raise click.UsageError("--target and --allow-removals are for plan; a saved plan is applied whole")
-        _apply_saved(config, config_dir, audit_log, colour)
+        _apply_saved(config, config_dir, audit_log, colour, as_json)
         return
+    if as_json and not auto_approve:
+        raise click.UsageError("--json needs --auto-approve: a JSON apply asks nothing")
     if config_dir is not None:
         raise click.UsageError(f"--config is for applying a saved plan, but {config} is not one")
     cfg = load_config(config)
     sink: list[Callable[[CallRecord], None]] = []
     with Session(cfg, recorder=_recorder(sink)) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
-        click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
+        if not as_json:
+            click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
+            if as_json:
+                _finish(ApplyResult(), p, as_json)
             return
         if not auto_approve:
             if not sys.stdin.isatty():
@@ -219,18 +248,22 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
-            result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
+            result = apply_plan(session, p, observer=_observers(_progress(colour, as_json), audit.outcome))
             audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result)
+    _finish(result, p, as_json)
 
 
-def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool) -> None:
+def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool,
+                 as_json: bool = False) -> None:
     saved = load_saved_plan(path)
     cfg = load_config_for(saved, config_dir)
     p = saved.plan
-    click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
+    if not as_json:
+        click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
     if not p.has_changes:
         check_config(saved, cfg)
+        if as_json:
+            _finish(ApplyResult(), p, as_json)
         return
     sink: list[Callable[[CallRecord], None]] = []
     with Session(cfg, recorder=_recorder(sink)) as session, \
@@ -243,13 +276,13 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         except StalePlanError as exc:
             audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
             raise
-        for ch in checks:
+        for ch in checks if not as_json else []:
             click.echo(f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was "
                        f"made (checked by {'paged list' if ch.strategy == 'list' else 'GET per object'}).")
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
-        result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
+        result = apply_plan(session, p, observer=_observers(_progress(colour, as_json), audit.outcome))
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result)
+    _finish(result, p, as_json)
 
 
 def _fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
@@ -267,8 +300,10 @@ def _observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
     return all_of
 
 
-def _progress(colour: bool) -> Callable[[Outcome], None]:
+def _progress(colour: bool, quiet: bool = False) -> Callable[[Outcome], None]:
     def show(o: Outcome) -> None:
+        if quiet:
+            return
         status = "done" if o.ok else f"FAILED: {o.error}"
         if colour:
             status = click.style(status, fg="green" if o.ok else "red")
@@ -276,17 +311,25 @@ def _progress(colour: bool) -> Callable[[Outcome], None]:
     return show
 
 
-def _finish(result: ApplyResult) -> None:
-    click.echo(result.summary())
+def _finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:
+    if as_json and p is not None:
+        order = {c.address: i for i, c in enumerate(p.changes)}
+        outcomes = sorted(result.outcomes, key=lambda o: order.get(o.change.address, len(order)))
+        _echo_json({"ok": not result.failures, "plan": plan_document(p), "summary": result.summary(),
+                    "outcomes": [{"address": o.change.address, "action": o.change.action.value, "ok": o.ok,
+                                  "error": o.error, "duration_ms": round(o.duration_ms, 2)} for o in outcomes]})
+    else:
+        click.echo(result.summary())
     if result.failures:
         raise ApplyError(result.failures)
 
 
 @main.command()
 @config_arg
+@json_opt
 @log_opts
 @handle_errors
-def check(config: Path) -> None:
+def check(config: Path, as_json: bool) -> None:
     """Test every connection the config declares: SCIM providers and trackers.
 
     SCIM providers: reachability, TLS, authentication, discovery. Jira: the credentials, who they
@@ -297,6 +340,13 @@ def check(config: Path) -> None:
     failed = False
     with Session(cfg, recorder=_recorder()) as session:
         results = session.check()
+    if as_json:
+        _echo_json({"ok": all(r.ok for r in results), "systems": [
+            {"name": r.provider, "ok": r.ok, "steps": [{"step": step, "ok": ok, "detail": text}
+                                                       for step, ok, text in r.steps]} for r in results]})
+        if not all(r.ok for r in results):
+            sys.exit(1)
+        return
     width = max([16, *(len(r.provider) for r in results)])
     step_width = max([15, *(len(step) for r in results for step, _, _ in r.steps)])
     for res in results:
