@@ -34,6 +34,12 @@ def checkout_entries() -> set[str]:
 
 
 @pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan text wraps to $COLUMNS when it is set; the tests expect one-line values unless they set it."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def leaves_nothing_in_the_checkout() -> Iterator[None]:
     before = checkout_entries()
     yield
