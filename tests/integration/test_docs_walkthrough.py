@@ -39,6 +39,11 @@ def test_the_walkthrough_in_docs_jira_md_plans_examples_full(tmp_path: Path) -> 
     shutil.copytree(ROOT / "examples" / "full", tmp_path / "examples" / "full")
     providers = tmp_path / "examples" / "full" / "providers.yaml"
     providers.write_text(providers.read_text().replace("18451", ports["18451"]))
+    # added to the block: wait for the three servers before planning (a person types slower than bash),
+    # so that the plan does not spend its retries, with their real backoff, on servers still starting
+    wait = "".join(f"for i in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && break; "
+                   "sleep 0.1; done\n" for port in ports.values())
+    block = block.replace("reconciler plan ", wait + "reconciler plan ", 1)
     script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n" + block
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
     env.pop("COLUMNS", None)
