@@ -47,3 +47,9 @@ def test_dev_linters_are_pinned_exactly() -> None:
     dev = {canonical(dist_name(r)): r for r in PYPROJECT["project"]["optional-dependencies"]["dev"]}
     for tool in ("ruff", "mypy"):
         assert re.fullmatch(rf"{tool}==\d+(\.\d+)+", dev[tool]), f"{dev[tool]!r}: pin the linter to one version"
+
+
+def test_mypy_is_strict_over_the_tests_and_bench_too() -> None:
+    mypy = PYPROJECT["tool"]["mypy"]
+    assert mypy["strict"] is True
+    assert set(mypy.get("files", [])) >= {"reconciler", "tests", "bench"}, "CI's `mypy` checks what [tool.mypy] names"
