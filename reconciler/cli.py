@@ -482,6 +482,10 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
 
     cfg = load_config(config)
     target = out or (config if config.is_dir() else config.parent)
+    elsewhere = target.resolve() != (config if config.is_dir() else config.parent).resolve()
+    if adopt and elsewhere:  # refused before anything is read or written
+        raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
+                               "copy the provider declaration into DIR and import again)")
     with Session(cfg, recorder=_recorder()) as session:
         imported = import_provider(session, provider_name)
     for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
@@ -490,10 +494,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
                f"{provider_name}.")
     for n in imported.notes:
         click.echo(redact(f"note: {n}"))
-    if target.resolve() != (config if config.is_dir() else config.parent).resolve():
-        if adopt:
-            raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
-                                   "copy the provider declaration into DIR and import again)")
+    if elsewhere:
         click.echo(f"Copy the provider declaration into {target} (or the files into your config), then run "
                    "reconciler plan.")
         return

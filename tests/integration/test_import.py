@@ -144,3 +144,11 @@ def test_what_the_config_cannot_express_is_reported(scim: ScimServer, provider_o
     assert "2 change(s) remain that the config cannot express" in res.output
     assert '~ scim.platform.user["fred@acme.io"]: emails' in res.output
     assert '~ scim.platform.group["bots"]: externalId, members' in res.output
+
+
+def test_adopt_with_out_is_refused_before_anything_is_written(scim: ScimServer, provider_only: Path) -> None:
+    """It used to write the files, print 'Imported N member(s)', then refuse."""
+    res = run("import", "config", "--provider", "platform", "--adopt", "--out", "elsewhere")
+    assert res.exit_code == 1 and "--adopt needs the imported files in the config itself" in res.output
+    assert "Imported" not in res.output and "wrote" not in res.output
+    assert not Path("elsewhere").exists()
