@@ -20,7 +20,7 @@ from reconciler.apply import ApplyResult, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
 from reconciler.clierrors import handle_errors
 from reconciler.config.loader import load_config
-from reconciler.errors import ApplyError, PlanError, ReconcilerError, StalePlanError
+from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
@@ -28,6 +28,7 @@ from reconciler.providers.scim.system import plan_one as scim_plan_one
 from reconciler.render import RENDERERS
 from reconciler.render.json import plan_document
 from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
+from reconciler.render.text import PlanText, terminal_width
 from reconciler.saved import (
     check_config,
     check_preconditions,
@@ -69,10 +70,49 @@ class _Group(click.Group):
             raise
 
 
+LOG_LEVELS = ("warning", "debug")
+_log = {"level": "warning"}
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Same as --log-level debug.")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="warning", show_default=True,
+              help="debug: also print every HTTP call (method, URL, status, time) to stderr, secrets scrubbed.")
+def main(verbose: bool, log_level: str) -> None:
     """Members, teams, tracker integrations and user maps as code: validate, plan, apply."""
+    _log["level"] = "debug" if verbose else log_level
+
+
+def _set_level(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name == "verbose" and value:
+        _log["level"] = "debug"
+    elif param.name == "log_level" and value is not None:
+        _log["level"] = value
+
+
+def log_opts(f: Callable[..., Any]) -> Callable[..., Any]:
+    """-v / --log-level on a command too, so they may follow it (reconciler plan CONFIG -v)."""
+    f = click.option("--log-level", type=click.Choice(LOG_LEVELS), default=None, expose_value=False,
+                     callback=_set_level, help="debug: also print every HTTP call to stderr (secrets scrubbed).")(f)
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_level,
+                        help="Same as --log-level debug.")(f)
+
+
+def _debug_call(rec: CallRecord) -> None:
+    outcome = str(rec.status) if rec.status is not None else (rec.error or "no answer")
+    retry = f", attempt {rec.attempt}" if rec.attempt > 1 else ""
+    where = f" {rec.address}" if rec.address else ""
+    click.echo(redact(f"debug: {rec.method} {rec.url or rec.path} -> {outcome} ({rec.duration_ms:.0f} ms{retry}) "
+                      f"[{rec.provider}{where}]"), err=True)
+
+
+def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callable[[CallRecord], None] | None:
+    """The Session's recorder: the callables in ``sink`` (audit log), and with --log-level debug a line per call."""
+    if _log["level"] == "debug":
+        sink = [] if sink is None else sink
+        sink.insert(0, _debug_call)
+    return None if sink is None else _fanout(sink)  # a sink may be filled later (the audit log, once opened)
 
 
 config_arg = click.argument("config", type=click.Path(path_type=Path))
@@ -83,11 +123,32 @@ allow_opt = click.option("--allow-removals", type=click.IntRange(min=0), default
 no_color_opt = click.option("--no-color", is_flag=True, help="Never colour the output.")
 
 
+json_opt = click.option("--json", "as_json", is_flag=True,
+                        help="Print the result as one JSON document on stdout (and nothing else there).")
+JSON_FORMAT_VERSION = "1.0"
+
+
+def _echo_json(doc: dict[str, Any]) -> None:
+    click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
+
+
 @main.command()
 @config_arg
+@json_opt
 @handle_errors
-def validate(config: Path) -> None:
+def validate(config: Path, as_json: bool) -> None:
     """Check a config without contacting any live system."""
+    if as_json:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            _echo_json({"valid": False, "problems": [
+                {"file": d.file, "line": d.line, "column": d.column, "message": d.message, "text": str(d)}
+                for d in exc.diagnostics]})
+            sys.exit(1)
+        _echo_json({"valid": True, "files": len(cfg.files), "providers": len(cfg.providers),
+                    "members": len(cfg.members), "teams": len(cfg.teams)})
+        return
     cfg = load_config(config)
     click.echo(f"Configuration is valid: {len(cfg.files)} file(s), {len(cfg.providers)} provider(s), "
                f"{len(cfg.members)} member(s), {len(cfg.teams)} team(s).")
@@ -107,12 +168,13 @@ def validate(config: Path) -> None:
 @click.option("--details-url", metavar="URL", default=None,
               help="Where the full plan can be found; the Markdown names it when a comment must be cut.")
 @no_color_opt
+@log_opts
 @handle_errors
 def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt: str, detailed_exitcode: bool,
          out: Path | None, drift_base: str | None, details_url: str | None, no_color: bool) -> None:
     """Read the live systems and show what apply would change. Changes nothing (but --out FILE)."""
     cfg = load_config(config)
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
         if out is not None:
             write_saved_plan(out, p, cfg.root, session)
@@ -128,7 +190,8 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
     if fmt == "markdown":
         hint = f"the full plan is at {details_url}" if details_url else DEFAULT_HINT
         return PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
-    text = str(RENDERERS[fmt](colour=colour).render(p))
+    renderer = PlanText(colour=colour, width=terminal_width()) if fmt == "text" else RENDERERS[fmt](colour=colour)
+    text = str(renderer.render(p))
     if fmt == "text" and drift and p.has_changes:
         text = ("Drift: the configuration is the same as at --drift-base, so these changes were made on the "
                 "live systems.\n\n" + text)
@@ -146,9 +209,13 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
               help="With a saved plan: the config it was made from [default: the path the plan records, "
                    "relative to the current directory].")
 @no_color_opt
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan and each change's outcome as one JSON document on stdout, instead of text. "
+                   "Needs --auto-approve (or a saved plan): there is no prompt.")
+@log_opts
 @handle_errors
 def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, auto_approve: bool,
-          audit_log: Path | None, config_dir: Path | None, no_color: bool) -> None:
+          audit_log: Path | None, config_dir: Path | None, no_color: bool, as_json: bool) -> None:
     """Plan, ask for confirmation, then converge the live systems.
 
     CONFIG may be a saved plan (from `plan --out FILE`): then exactly that plan is applied, with no
@@ -158,16 +225,21 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
     if is_saved_plan(config):
         if targets or allow_removals is not None:
             raise click.UsageError("--target and --allow-removals are for plan; a saved plan is applied whole")
-        _apply_saved(config, config_dir, audit_log, colour)
+        _apply_saved(config, config_dir, audit_log, colour, as_json)
         return
+    if as_json and not auto_approve:
+        raise click.UsageError("--json needs --auto-approve: a JSON apply asks nothing")
     if config_dir is not None:
         raise click.UsageError(f"--config is for applying a saved plan, but {config} is not one")
     cfg = load_config(config)
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(cfg, recorder=_fanout(sink)) as session:
+    with Session(cfg, recorder=_recorder(sink)) as session:
         p = session.plan(targets=list(targets), allow_removals=allow_removals)
-        click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
+        if not as_json:
+            click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
+            if as_json:
+                _finish(ApplyResult(), p, as_json)
             return
         if not auto_approve:
             if not sys.stdin.isatty():
@@ -178,21 +250,25 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
-            result = apply_plan(session, p, observer=_observers(_progress(colour), audit.outcome))
+            result = apply_plan(session, p, observer=_observers(_progress(colour, as_json), audit.outcome))
             audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result)
+    _finish(result, p, as_json)
 
 
-def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool) -> None:
+def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool,
+                 as_json: bool = False) -> None:
     saved = load_saved_plan(path)
     cfg = load_config_for(saved, config_dir)
     p = saved.plan
-    click.echo(redact(RENDERERS["text"](colour=colour).render(p)), nl=False)
+    if not as_json:
+        click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
     if not p.has_changes:
         check_config(saved, cfg)
+        if as_json:
+            _finish(ApplyResult(), p, as_json)
         return
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(cfg, recorder=_fanout(sink)) as session, \
+    with Session(cfg, recorder=_recorder(sink)) as session, \
             AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
                      actions={c.address: c.action.value for c in p.changes}) as audit:
         sink.append(audit.record)
@@ -203,15 +279,15 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         except (StalePlanError, PlanError) as exc:
             audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
             raise
-        for ch in checks:
+        for ch in checks if not as_json else []:
             click.echo(f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was "
                        f"made (checked by {'paged list' if ch.strategy == 'list' else 'GET per object'}).")
         click.echo(f"Planned again from the configuration: the {len(p.changes)} change(s) of {path} are the ones "
                    "it makes now.")
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
-        result = apply_plan(session, planned, observer=_observers(_progress(colour), audit.outcome))
+        result = apply_plan(session, planned, observer=_observers(_progress(colour, as_json), audit.outcome))
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result)
+    _finish(result, p, as_json)
 
 
 def _fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
@@ -229,8 +305,10 @@ def _observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
     return all_of
 
 
-def _progress(colour: bool) -> Callable[[Outcome], None]:
+def _progress(colour: bool, quiet: bool = False) -> Callable[[Outcome], None]:
     def show(o: Outcome) -> None:
+        if quiet:
+            return
         status = "done" if o.ok else f"FAILED: {o.error}"
         if colour:
             status = click.style(status, fg="green" if o.ok else "red")
@@ -238,21 +316,42 @@ def _progress(colour: bool) -> Callable[[Outcome], None]:
     return show
 
 
-def _finish(result: ApplyResult) -> None:
-    click.echo(result.summary())
+def _finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:
+    if as_json and p is not None:
+        order = {c.address: i for i, c in enumerate(p.changes)}
+        outcomes = sorted(result.outcomes, key=lambda o: order.get(o.change.address, len(order)))
+        _echo_json({"ok": not result.failures, "plan": plan_document(p), "summary": result.summary(),
+                    "outcomes": [{"address": o.change.address, "action": o.change.action.value, "ok": o.ok,
+                                  "error": o.error, "duration_ms": round(o.duration_ms, 2)} for o in outcomes]})
+    else:
+        click.echo(result.summary())
     if result.failures:
         raise ApplyError(result.failures)
 
 
 @main.command()
 @config_arg
+@json_opt
+@log_opts
 @handle_errors
-def check(config: Path) -> None:
-    """Test the connection to every provider: reachability, TLS, authentication, discovery."""
+def check(config: Path, as_json: bool) -> None:
+    """Test every connection the config declares: SCIM providers and trackers.
+
+    SCIM providers: reachability, TLS, authentication, discovery. Jira: the credentials, who they
+    authenticate as, and the project permissions each integration needs. Redmine: the URL, the API key,
+    and that it is an administrator's. One line per step; exit 1 when a step fails. Changes nothing.
+    """
     cfg = load_config(config)
     failed = False
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         results = session.check()
+    if as_json:
+        _echo_json({"ok": all(r.ok for r in results), "systems": [
+            {"name": r.provider, "ok": r.ok, "steps": [{"step": step, "ok": ok, "detail": text}
+                                                       for step, ok, text in r.steps]} for r in results]})
+        if not all(r.ok for r in results):
+            sys.exit(1)
+        return
     width = max([16, *(len(r.provider) for r in results)])
     step_width = max([15, *(len(step) for r in results for step, _, _ in r.steps)])
     for res in results:
@@ -270,8 +369,16 @@ def check(config: Path) -> None:
 def demo(no_color: bool) -> None:
     """Plan and apply the bundled example against an embedded SCIM server: no network needed."""
     from reconciler.demo import run_demo
+    from reconciler.sandbox.scim import DEMO_TOKEN
 
-    run_demo(echo=lambda s: click.echo(redact(s), nl=False), colour=_colour(no_color))
+    # The sandbox's own token is shown, so that the `export SCIM_TOKEN=...` line can be pasted as printed;
+    # every other secret (a real SCIM_TOKEN in the environment, say) is still scrubbed.
+    hole = "\x00sandbox-token\x00"
+
+    def echo(s: str) -> None:
+        click.echo(redact(s.replace(DEMO_TOKEN, hole)).replace(hole, DEMO_TOKEN), nl=False)
+
+    run_demo(echo=echo, colour=_colour(no_color))
 
 
 @main.group()
@@ -289,6 +396,27 @@ def sandbox_jira(flavour: str, port: int) -> None:
 
     try:
         serve(flavour, "127.0.0.1", port, ready=lambda url, state: click.echo(describe(url, state)))
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+@sandbox.command("scim")
+@click.option("--port", type=click.IntRange(0, 65535), default=18451, show_default=True,
+              help="0 picks a free port. examples/ point at 18451.")
+@click.option("--empty", is_flag=True, help="Start with no users, not with the demo's starting accounts.")
+def sandbox_scim(port: int, empty: bool) -> None:
+    """The demo's SCIM server (scim2-server, in memory) on 127.0.0.1:PORT until Ctrl-C.
+
+    It starts with the accounts `reconciler demo` starts with (unless --empty) and prints the
+    export line, so that the demo's commands can be run by hand: reconciler plan examples/quickstart.
+    """
+    from reconciler.sandbox.scim import DEMO_TOKEN, describe, serve
+
+    try:
+        serve("127.0.0.1", port, DEMO_TOKEN, empty=empty,
+              ready=lambda url: click.echo(describe(url, DEMO_TOKEN, empty=empty)))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     except KeyboardInterrupt:
@@ -346,6 +474,7 @@ def audit_cmd(log_path: Path | None, address: str | None, member: str | None, si
               help="The JSON Schema named in the yaml-language-server comment of the files written.")
 @click.option("--audit-log", type=click.Path(path_type=Path), default=None,
               help=f"Audit log for --adopt [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+@log_opts
 @handle_errors
 def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, adopt: bool,
                schema_url: str | None, audit_log: Path | None) -> None:
@@ -365,7 +494,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
         raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
                                "copy the provider declaration into DIR and import again)")
     check_overwrite(target, force)
-    with Session(cfg) as session:
+    with Session(cfg, recorder=_recorder()) as session:
         imported = import_provider(session, provider_name)
     for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
         click.echo(f"wrote {path}")
@@ -379,7 +508,7 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
         return
     new_cfg = load_config(target)
     sink: list[Callable[[CallRecord], None]] = []
-    with Session(new_cfg, recorder=_fanout(sink)) as session:
+    with Session(new_cfg, recorder=_recorder(sink)) as session:
         pp = scim_plan_one(session, new_cfg.provider(provider_name))
         marks, rest = split_adoption(pp.changes)
         if marks and adopt:

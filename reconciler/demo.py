@@ -4,6 +4,8 @@ The server is scim2-server running inside this process (no socket, no network).
 It starts with a little history so the plan shows each kind of change: a
 person created by hand earlier (adopted and updated), a member who has left
 (deactivated, not deleted) and an account reconciler never managed (left alone).
+That history is ``reconciler.sandbox.scim.DEMO_HISTORY``; ``reconciler sandbox scim``
+serves the same server on 127.0.0.1:18451, so the printed commands run by hand as printed.
 """
 
 from __future__ import annotations
@@ -14,65 +16,100 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.apply import apply_plan
+from reconciler.apply import ApplyResult, apply_plan
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError
-from reconciler.render.text import PlanText
-from reconciler.sandbox.scim import transport
+from reconciler.execute import Outcome
+from reconciler.plan.model import Plan
+from reconciler.render.text import PlanText, terminal_width, wrap, wrap_at_commas
+from reconciler.sandbox.scim import DEMO_HISTORY, DEMO_PORT, DEMO_TOKEN, history_lines, seed_demo, transport
 from reconciler.session import Session
 
 TOKEN_VAR = "SCIM_TOKEN"
+Echo = Callable[[str], None]
 
 
-def example_dir() -> Path:
+def example_dir(name: str = "quickstart") -> Path:
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "examples" / "quickstart", here / "_examples" / "quickstart"):
+    for candidate in (here.parent / "examples" / name, here / "_examples" / name):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("the bundled example examples/quickstart is missing from this installation")
+    raise FileNotFoundError(f"the bundled example examples/{name} is missing from this installation")
 
 
-def seed(http: httpx.Client) -> None:
-    user = "urn:ietf:params:scim:schemas:core:2.0:User"
-    for body in (
-        {"userName": "bob@acme.io", "name": {"givenName": "Robert", "familyName": "Baker"}, "active": True,
-         "emails": [{"value": "bob@acme.io", "type": "work", "primary": True}]},
-        {"userName": "erin@acme.io", "externalId": "reconciler:erin@acme.io", "active": True,
-         "name": {"givenName": "Erin", "familyName": "Evans"},
-         "emails": [{"value": "erin@acme.io", "type": "work", "primary": True}]},
-        {"userName": "ops-robot@acme.io", "active": True},
-    ):
-        http.post("Users", json={"schemas": [user], **body}).raise_for_status()
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
 
 
-def run_demo(echo: Callable[[str], None], colour: bool = False) -> None:
-    os.environ.setdefault(TOKEN_VAR, "demo-token")
+def shown_path(folder: Path) -> Path:
+    """The path to print (and load, so that errors name it) for a bundled example: ``examples/NAME`` when the
+    current directory holds the same files there (a clone), else the installed copy's own path."""
+    relative = Path("examples") / folder.name
+    try:
+        if relative.is_dir() and (relative.resolve() == folder.resolve() or _files(relative) == _files(folder)):
+            return relative
+    except OSError:
+        pass
+    return folder
+
+
+def comment(echo: Echo, text: str, width: int | None) -> None:
+    """A ``# ...`` narration paragraph, wrapped to the terminal."""
+    for line in wrap(text, width, "# ", "# "):
+        echo(line + "\n")
+
+
+def apply_in_plan_order(session: Session, plan: Plan, echo: Echo) -> ApplyResult:
+    """Apply, then print one line per change in the plan's order (the workers finish in any order)."""
+    outcomes: list[Outcome] = []
+    result = apply_plan(session, plan, observer=outcomes.append)
+    order = {c.address: i for i, c in enumerate(plan.changes)}
+    for o in sorted(outcomes, key=lambda o: order.get(o.change.address, len(order))):
+        echo(f"{o.change.address}: {o.change.action.value} {'done' if o.ok else 'FAILED: ' + str(o.error)}\n")
+    echo("\n".join(wrap_at_commas(result.summary(), terminal_width())) + "\n")
+    if result.failures:
+        raise ApplyError(result.failures)
+    return result
+
+
+def run_demo(echo: Echo, colour: bool = False) -> None:
+    os.environ.setdefault(TOKEN_VAR, DEMO_TOKEN)
     token = os.environ[TOKEN_VAR]
-    folder = example_dir()
+    folder = shown_path(example_dir())
     config = load_config(folder)
+    width = terminal_width()
     t, _storage = transport(token)
     with httpx.Client(transport=t, base_url="http://sandbox.invalid/v2/",
                       headers={"Authorization": f"Bearer {token}"}) as http:
-        seed(http)
+        seed_demo(http)
     transports = {p.name: t for p in config.providers}
-    renderer = PlanText(colour=colour)
-    echo(f"# reconciler demo: {folder.name} ({len(config.members)} members, {len(config.teams)} teams) against "
-         "an embedded scim2-server (no network)\n\n")
+    notes_shown: set[str] = set()
+    renderer = PlanText(colour=colour, width=width, notes_shown=notes_shown)
+    comment(echo, f"reconciler demo: {folder.name} ({len(config.members)} members, {len(config.teams)} teams) "
+                  "against an embedded scim2-server (no network).", width)
+    echo("#\n")
+    comment(echo, "The server starts with some history, as a real one has (reconciler/sandbox/scim.py, "
+                  "DEMO_HISTORY):", width)
+    why_at = max(len(str(body["userName"])) for body, _ in DEMO_HISTORY) + 2
+    for line in history_lines():
+        for part in wrap(line, width, "#   ", "#   " + " " * why_at):
+            echo(part + "\n")
+    echo("#\n")
+    comment(echo, f"To run these commands yourself: `reconciler sandbox scim` in another shell serves this "
+                  f"server, with this history, on 127.0.0.1:{DEMO_PORT} (where {folder} points); then "
+                  f"`export {TOKEN_VAR}={DEMO_TOKEN}` and run them as shown.", width)
+    echo("\n")
     with Session(config, transports=transports) as session:
-        echo("$ reconciler plan examples/quickstart\n\n")
+        echo(f"$ reconciler plan {folder}\n\n")
         plan = session.plan()
         echo(renderer.render(plan))
-        echo("\n$ reconciler apply examples/quickstart --auto-approve\n\n")
-        result = apply_plan(session, plan, observer=lambda o: echo(
-            f"{o.change.address}: {o.change.action.value} {'done' if o.ok else 'FAILED: ' + str(o.error)}\n"))
-        echo(result.summary() + "\n")
-        if result.failures:
-            raise ApplyError(result.failures)
+        echo(f"\n$ reconciler apply {folder} --auto-approve\n\n")
+        apply_in_plan_order(session, plan, echo)
     with Session(config, transports=transports) as session:
-        echo("\n$ reconciler plan examples/quickstart\n\n")
+        echo(f"\n$ reconciler plan {folder}\n\n")
         again = session.plan()
         echo(renderer.render(again))
     if again.has_changes:
         raise ApplyError({"demo": "the second plan still has changes: the apply did not converge"})
     from reconciler.integrations.demo import run_jira_demo  # the tracker half, against Jira sandboxes
-    run_jira_demo(echo, colour)
+    run_jira_demo(echo, colour, width=width, notes_shown=notes_shown)

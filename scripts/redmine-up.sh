@@ -4,7 +4,8 @@
 # 127.0.0.1:${REDMINE_PORT:-3000}. Idempotent: every step checks before it acts, so a second run
 # only (re)starts puma if it is not running. Needs root (apt, debconf, runuser).
 #
-#   eval "$(sudo bash scripts/redmine-up.sh)"    # exports nothing by itself; prints:
+#   lines=$(sudo bash scripts/redmine-up.sh) && eval "$lines"   # as root: without sudo
+# (not eval "$(...)": eval of nothing returns 0, hiding a failure). It exports nothing by itself; prints:
 #   REDMINE_URL=http://127.0.0.1:3000
 #   REDMINE_API_KEY=<40 hex digits: the admin user's API key>
 #

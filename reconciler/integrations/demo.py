@@ -9,10 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from reconciler.apply import apply_plan
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, PlanError
-from reconciler.render.text import PlanText
+from reconciler.render.text import PlanText, wrap
 from reconciler.sandbox import jira as jira_sandbox
 from reconciler.sandbox import scim as scim_sandbox
 from reconciler.session import Session
@@ -26,8 +25,11 @@ def full_example_dir() -> Path:
     raise FileNotFoundError("the bundled example examples/full is missing from this installation")
 
 
-def run_jira_demo(echo: Callable[[str], None], colour: bool = False) -> None:
-    folder = full_example_dir()
+def run_jira_demo(echo: Callable[[str], None], colour: bool = False, *, width: int | None = None,
+                  notes_shown: set[str] | None = None) -> None:
+    from reconciler.demo import apply_in_plan_order, comment, shown_path
+
+    folder = shown_path(full_example_dir())
     tokens = {"SCIM_TOKEN": "demo-token", "JIRA_CLOUD_TOKEN": jira_sandbox.CLOUD_TOKEN,
               "JIRA_DC_TOKEN": jira_sandbox.DC_TOKEN}
     for name, value in tokens.items():
@@ -39,30 +41,39 @@ def run_jira_demo(echo: Callable[[str], None], colour: bool = False) -> None:
     transports: dict[str, httpx.BaseTransport] = {
         "platform": scim_t, "acme-cloud": jira_sandbox.transport(cloud), "acme-dc": jira_sandbox.transport(dc)}
     config = load_config(folder)
-    renderer = PlanText(colour=colour)
-    echo(f"\n# Tracker integrations: {folder.name} ({len(config.integrations)} integrations) "
-         "against embedded Jira Cloud and Jira Data Center sandboxes (no network)\n\n")
+    renderer = PlanText(colour=colour, width=width, notes_shown=notes_shown)
+    echo("\n")
+    comment(echo, f"Tracker integrations: {folder.name} ({len(config.integrations)} "
+                  "integrations) against embedded Jira Cloud and Jira Data Center sandboxes and an empty "
+                  "embedded scim2-server (no network). By hand: `reconciler sandbox scim --empty` and the two "
+                  "`reconciler sandbox jira` servers of docs/jira.md.", width)
+    echo("\n")
     with Session(config, transports=transports) as session:
-        echo("$ reconciler plan examples/full\n\n")
+        echo(f"$ reconciler plan {folder}\n\n")
         plan = session.plan()
         echo(renderer.render(plan))
-        echo("\n$ reconciler apply examples/full --auto-approve\n\n")
-        result = apply_plan(session, plan, observer=lambda o: echo(
-            f"{o.change.address}: {o.change.action.value} {'done' if o.ok else 'FAILED: ' + str(o.error)}\n"))
-        echo(result.summary() + "\n")
-        if result.failures:
-            raise ApplyError(result.failures)
-    echo("\n# A Jira admin renames the priority 'High' to 'Urgent'; the scheduled plan catches it before the "
-         "first finding fails to sync:\n\n$ reconciler plan examples/full\n\n")
+        echo(f"\n$ reconciler apply {folder} --auto-approve\n\n")
+        apply_in_plan_order(session, plan, echo)
+    echo("\n")
+    comment(echo, "A Jira admin renames the priority 'High' to 'Urgent'; the scheduled plan catches it before "
+                  "the first finding fails to sync:", width)
+    echo(f"\n$ reconciler plan {folder}\n\n")
     cloud.rename("priority", "High", "Urgent")
     try:
         with Session(config, transports=transports) as session:
             session.plan()
         raise ApplyError({"demo": "the renamed priority was not caught at plan time"})
     except PlanError as exc:
-        echo(f"Error: {exc}\n")
+        for i, line in enumerate(f"error: {exc}".splitlines()):
+            lead = line[:len(line) - len(line.lstrip())]
+            if i and line.lstrip().startswith("- "):
+                lead += "  "  # a list item's continuation lines align with its text
+            for part in wrap(line.lstrip(), width, line[:len(line) - len(line.lstrip())], lead):
+                echo(part + "\n")
     cloud.rename("priority", "Urgent", "High")
-    echo("\n# Renamed back; the live systems match again:\n\n$ reconciler plan examples/full\n\n")
+    echo("\n")
+    comment(echo, "Renamed back; the live systems match again:", width)
+    echo(f"\n$ reconciler plan {folder}\n\n")
     with Session(config, transports=transports) as session:
         again = session.plan()
         echo(renderer.render(again))

@@ -49,6 +49,7 @@ class CallRecord:
     duration_ms: float
     error: str | None = None
     attempt: int = 1
+    url: str = ""  # the full URL, query included (for `-v`; the audit log keeps the path only)
 
 
 Recorder = Callable[[CallRecord], None]
@@ -233,7 +234,7 @@ class Http:
         if self.recorder is not None:
             path = urlsplit(url).path
             self.recorder(CallRecord(self.provider, current_address.get(), method, path, status,
-                                     round((time.perf_counter() - t0) * 1000, 2), error, attempt))
+                                     round((time.perf_counter() - t0) * 1000, 2), error, attempt, url))
 
     def request(self, method: str, url: str, *, what: str = "request failed", ok: tuple[int, ...] = (),
                 recover: Callable[[], Any] | None = None, **kw: Any) -> httpx.Response:
@@ -260,7 +261,7 @@ class Http:
                 if isinstance(exc, httpx.ConnectError) and attempt >= 2 and "SSL" in str(exc):
                     break
                 continue
-            self._record(method, full, r.status_code, t0, None, attempt)
+            self._record(method, str(r.request.url), r.status_code, t0, None, attempt)  # with its query
             if r.status_code in RETRY_STATUSES and attempt < self.attempts:
                 continue
             if r.is_success or r.status_code in ok:

@@ -55,3 +55,76 @@ def build_app(token: str | None = None, state: str | None = None) -> tuple[Any, 
 def transport(token: str | None = None) -> tuple[httpx.WSGITransport, InMemoryStorage]:
     app, storage = build_app(token)
     return httpx.WSGITransport(app=app), storage
+
+
+# --- the demo's starting state, embedded (`reconciler demo`) or served (`reconciler sandbox scim`) -------------
+
+DEMO_TOKEN = "demo-token"  # a sandbox credential, not a secret
+DEMO_PORT = 18451  # examples/quickstart and examples/full declare base_url http://127.0.0.1:18451/v2
+
+_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+# Who is on the server before reconciler's first run, and why: a real provider has history, and each
+# of these accounts shows one kind of change the first plan makes.
+DEMO_HISTORY: list[tuple[dict[str, Any], str]] = [
+    ({"userName": "bob@acme.io", "name": {"givenName": "Robert", "familyName": "Baker"}, "active": True,
+      "emails": [{"value": "bob@acme.io", "type": "work", "primary": True}]},
+     "created by hand before reconciler; in the config, so adopted and updated"),
+    ({"userName": "erin@acme.io", "externalId": "reconciler:erin@acme.io", "active": True,
+      "name": {"givenName": "Erin", "familyName": "Evans"},
+      "emails": [{"value": "erin@acme.io", "type": "work", "primary": True}]},
+     "managed by reconciler earlier (externalId reconciler:erin@acme.io), since removed from the config: "
+     "deactivated, never deleted"),
+    ({"userName": "ops-robot@acme.io", "active": True},
+     "never managed by reconciler (no reconciler: mark) and protected in providers.yaml: left alone"),
+]
+
+
+def seed_demo(http: httpx.Client) -> None:
+    """Create the demo's starting accounts through the SCIM API of the server ``http`` points at."""
+    for body, _why in DEMO_HISTORY:
+        http.post("Users", json={"schemas": [_USER], **body}).raise_for_status()
+
+
+def history_lines() -> list[str]:
+    """One line per starting account: 'userName  why'."""
+    width = max(len(str(body["userName"])) for body, _ in DEMO_HISTORY)
+    return [f"{body['userName']:<{width}}  {why}" for body, why in DEMO_HISTORY]
+
+
+def serve(host: str = "127.0.0.1", port: int = DEMO_PORT, token: str = DEMO_TOKEN, *, empty: bool = False,
+          ready: Any = None) -> None:
+    """Serve scim2-server in memory on host:port until interrupted, seeded with the demo's history unless
+    ``empty``. ``ready(url)`` is called once it listens. One request at a time (the storage is not locked)."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (wsgiref's name)
+            pass
+
+    app, _storage = build_app(token)
+    if not empty:
+        with httpx.Client(transport=httpx.WSGITransport(app=app), base_url=SANDBOX_URL + "/",
+                          headers={"Authorization": f"Bearer {token}"}) as http:
+            seed_demo(http)
+    with make_server(host, port, app, handler_class=Quiet) as server:
+        if ready is not None:
+            ready(f"http://{host}:{server.server_port}/v2")
+        server.serve_forever()
+
+
+def describe(url: str, token: str = DEMO_TOKEN, *, empty: bool = False) -> str:
+    """What a served sandbox holds and how to point reconciler at it (the lines `sandbox scim` prints)."""
+    lines = [f"SCIM sandbox (scim2-server, in memory) on {url} until Ctrl-C"]
+    if empty:
+        lines.append("It starts with no users and no groups.")
+    else:
+        lines.append("It starts with the accounts `reconciler demo` starts with:")
+        lines += [f"  {line}" for line in history_lines()]
+    lines.append("In another shell:")
+    lines.append(f"export SCIM_TOKEN={token}")
+    default = f"http://127.0.0.1:{DEMO_PORT}/v2"
+    if url != default:
+        lines.append(f"# examples/ declare base_url {default}: set base_url in providers.yaml to {url}")
+    lines.append("reconciler plan examples/quickstart")
+    lines.append("(a sandbox credential, not a secret)")
+    return "\n".join(lines)

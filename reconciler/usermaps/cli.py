@@ -23,8 +23,12 @@ from reconciler.usermaps.resolve import (
 )
 
 _CONFIG = click.Path(exists=True, path_type=Path)
-_SOURCE_HELP = ("Map a Connect data source to a system, as 'DATA_SOURCE=SYSTEM' (repeatable); a data source "
-                "not mapped is taken as the system name itself.")
+_SOURCE_HELP = ("Map a Connect data source to a system, as 'DATA_SOURCE=SYSTEM' (repeatable). A data source "
+                "not mapped is read as the system of the same name when that is a valid system name (lower case "
+                "letters, digits, - and _, e.g. 'jira-dc'); any other, such as 'Jira DataSource', is refused "
+                "until mapped.")
+_SOURCE_HELP_OUT = ("Write a system's identities under this Connect data source, as 'DATA_SOURCE=SYSTEM' "
+                    "(repeatable); a system not mapped is written as a data source of its own name.")
 _MEMBER_SOURCE_HELP = ("The Connect data source whose user name is the member's email; without it the "
                        "UserMap <name> is the member's email.")
 
@@ -119,7 +123,7 @@ def resolve(config: Path, connection: str, write: bool) -> None:
 @usermaps.command()
 @click.argument("config", type=_CONFIG)
 @click.option("--format", "fmt", type=click.Choice(formats.FORMATS_OUT), required=True)
-@click.option("--source", "sources", multiple=True, metavar="DATA_SOURCE=SYSTEM", help=_SOURCE_HELP)
+@click.option("--source", "sources", multiple=True, metavar="DATA_SOURCE=SYSTEM", help=_SOURCE_HELP_OUT)
 @click.option("--member-source", help="Also write each member's email as a user of this Connect data source.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of standard output.")
 @handle_errors

@@ -121,15 +121,18 @@ def test_check_reports_every_system_when_one_secret_is_missing(cfg: Path, scim: 
     assert len(columns) == 1, lines
 
 
-def test_closed_port_names_the_url(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_closed_port_names_the_url(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch,
+                                   backoff_sleeps: list[float]) -> None:
     monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
     cfg = write_config("http://127.0.0.1:1/v2", members=["alice@acme.io"])
     out = assert_clean_failure(run("plan", str(cfg)))
     assert "cannot reach platform: connection refused (GET http://127.0.0.1:1/v2/ServiceProviderConfig)" in out
+    assert len(backoff_sleeps) == 4, backoff_sleeps  # five attempts, backed off between them (not slept here)
 
 
 def test_server_error_names_the_url_and_never_the_token(write_config: WriteConfig, echoing_500: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         backoff_sleeps: list[float]) -> None:
     monkeypatch.setenv("SCIM_TOKEN", SCIM_TOKEN)
     cfg = write_config(echoing_500, members=["alice@acme.io"])
     for command in (["plan"], ["check"], ["import", "--provider", "platform", "--out", str(cfg.parent / "imp")]):
@@ -137,6 +140,8 @@ def test_server_error_names_the_url_and_never_the_token(write_config: WriteConfi
         out = assert_clean_failure(result)
         assert f"GET {echoing_500}/ServiceProviderConfig -> HTTP 500" in out, out
         assert "Bearer ***" in out, out
+        assert len(backoff_sleeps) == 4, (command, backoff_sleeps)  # five attempts at ServiceProviderConfig
+        backoff_sleeps.clear()
 
 
 # --- what the docs show, against the Jira sandbox served on a socket --------------------------------

@@ -36,7 +36,9 @@ def test_plans_with_every_action_validate(scim: ScimServer, write_config: Callab
     first = plan_json(cfg)
     VALIDATOR.validate(first)
     assert first["summary"]["create"] == 5
-    assert CliRunner().invoke(main, ["apply", str(cfg), "--auto-approve"]).exit_code == 0
+    applied = CliRunner().invoke(main, ["apply", str(cfg), "--auto-approve",
+                                        "--audit-log", str(cfg.parent / "audit.jsonl")])
+    assert applied.exit_code == 0, applied.output
     (cfg / "members.yaml").write_text(dump_yaml({"members": [
         {"email": "alice@acme.io", "department": "Security", "manager": "carol@acme.io"},
         {"email": "carol@acme.io"}, {"email": "dave@acme.io"}]}))
@@ -57,11 +59,13 @@ def test_the_schema_rejects_what_it_must(scim: ScimServer, write_config: Callabl
     doc = plan_json(write_config(scim.base_url, members=["alice@acme.io"]))
     VALIDATOR.validate(doc)
     broken: list[dict[str, Any]] = []
-    for mutate in (lambda d: d["changes"][0].__setitem__("action", "explode"),
-                   lambda d: d.__setitem__("format_version", "2.0"),
-                   lambda d: d["changes"][0].__setitem__("before", {"userName": "x"}),  # a create has no before
-                   lambda d: d.pop("summary"),
-                   lambda d: d["changes"][0].__setitem__("surprise", 1)):
+    mutations: list[Callable[[dict[str, Any]], object]] = [
+        lambda d: d["changes"][0].__setitem__("action", "explode"),
+        lambda d: d.__setitem__("format_version", "2.0"),
+        lambda d: d["changes"][0].__setitem__("before", {"userName": "x"}),  # a create has no before
+        lambda d: d.pop("summary"),
+        lambda d: d["changes"][0].__setitem__("surprise", 1)]
+    for mutate in mutations:
         d = copy.deepcopy(doc)
         mutate(d)
         broken.append(d)

@@ -398,7 +398,8 @@ def test_unmapped_members_error_when_asked(redmine: Redmine, tmp_path: Path) -> 
            in str(exc.value)
 
 
-def test_unreachable_server_gives_a_clear_error(redmine: Redmine, tmp_path: Path) -> None:
+def test_unreachable_server_gives_a_clear_error(redmine: Redmine, tmp_path: Path,
+                                                backoff_sleeps: list[float]) -> None:
     cfg = write(tmp_path, f"http://127.0.0.1:{free_port()}", integrations=[])
     with Session(load_config(cfg), attempts=2, sleep=lambda s: None) as s, pytest.raises(ConnectError) as exc:
         s.plan()
@@ -407,6 +408,7 @@ def test_unreachable_server_gives_a_clear_error(redmine: Redmine, tmp_path: Path
     result = CliRunner().invoke(main, ["plan", str(cfg)])
     assert result.exit_code == 1
     assert "cannot reach" in result.output and "Traceback" not in result.output
+    assert len(backoff_sleeps) == 4  # the CLI's five attempts waited on the injected clock
 
 
 def test_bad_api_key_gives_a_clear_error(redmine: Redmine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,7 @@ def run(*args: str) -> Result:
     return CliRunner().invoke(main, [*args], catch_exceptions=False)
 
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"email": "ceo@acme.io", "given_name": "Cleo", "family_name": "Ortiz", "title": "CEO", "roles": ["admin"],
      "department": "Board", "employee_number": "1", "cost_center": "CC-1", "organization": "Acme",
      "division": "HQ", "external_id": "HR-1"},

@@ -258,11 +258,11 @@ class JiraLifecycle(TrackerMachine):
         # webhooks follow their integrations
         hooks = {w["name"]: w for w in s.webhooks.values()}
         for name in ("web", "api", "mobile"):
-            i = self.cfg.integrations.get(name)
+            declared = self.cfg.integrations.get(name)
             hook = hooks.get(f"reconciler {name}")
-            if i is not None and i.webhook:
+            if declared is not None and declared.webhook:
                 assert hook is not None, self.explain(f"no webhook for integration {name}")
-                assert hook["filters"]["issue-related-events-section"] == f"project = {i.project}"
+                assert hook["filters"]["issue-related-events-section"] == f"project = {declared.project}"
             else:
                 assert hook is None, self.explain(f"webhook 'reconciler {name}' is still there")
         # what reconciler does not own
@@ -288,8 +288,8 @@ class JiraLifecycle(TrackerMachine):
         retired: dict[tuple[str, str], set[str]] = {}
         dropped: dict[tuple[str, str], dict[str, str]] = {}
         for name, (project, rec) in self.records.items():
-            i = cfg.integrations.get(name)
-            if i is None or i.project != project:  # removed, or moved away: its grants here go
+            now = cfg.integrations.get(name)
+            if now is None or now.project != project:  # removed, or moved away: its grants here go
                 for role, users in rec.items():
                     retired.setdefault((project, role), set()).update(users)
             else:

@@ -250,16 +250,16 @@ class RedmineLifecycle(TrackerMachine):
         assert set(pages) == set(records), self.explain(
             f"record pages {sorted(pages)}, the model says {sorted(records)}")
         for (name, p), grants in records.items():
-            got = {t: set(r) for t, r in (pages[(name, p)].get("grants") or {}).items()}
-            i = self.cfg.integrations.get(name)
-            if i is not None and i.project == p:
+            on_page = {t: set(r) for t, r in (pages[(name, p)].get("grants") or {}).items()}
+            declared = self.cfg.integrations.get(name)
+            if declared is not None and declared.project == p:
                 for team, roles in grants.items():
                     open_ = {r for (q, x), cells in ambiguous.items() if q == p and x == team
                              for r, n in cells.items() if n == name}
-                    assert got.get(team, set()) - open_ == roles - open_, self.explain(
-                        f"record of {name} on {p}: grants[{team}] = {sorted(got.get(team, set()))}, the model says "
-                        f"{sorted(roles)}")
-                records[(name, p)] = {t: r for t, r in got.items() if r}
+                    assert on_page.get(team, set()) - open_ == roles - open_, self.explain(
+                        f"record of {name} on {p}: grants[{team}] = {sorted(on_page.get(team, set()))}, the model "
+                        f"says {sorted(roles)}")
+                records[(name, p)] = {t: r for t, r in on_page.items() if r}
         # the leak check
         for (p, x), cells in ambiguous.items():
             for role, name in cells.items():
@@ -283,16 +283,16 @@ class RedmineLifecycle(TrackerMachine):
         records: dict[tuple[str, str], dict[str, set[str]]] = {}
         dropped: dict[tuple[str, str], dict[str, str]] = {}
         for (name, p), grants in self.records.items():
-            i = cfg.integrations.get(name)
-            if i is None:  # removed: its grants go, its page too
+            now = cfg.integrations.get(name)
+            if now is None:  # removed: its grants go, its page too
                 for team, roles in grants.items():
                     revoked[p].setdefault(team, set()).update(roles)
                 continue
-            if i.project != p:  # moved away: the old page stays (docs/redmine.md), inert
+            if now.project != p:  # moved away: the old page stays (docs/redmine.md), inert
                 records[(name, p)] = grants
                 continue
             for team, roles in grants.items():
-                for r in roles - ({i.team_roles[team]} if team in i.team_roles else set()):
+                for r in roles - ({now.team_roles[team]} if team in now.team_roles else set()):
                     dropped.setdefault((p, team), {})[r] = name
         expected: dict[str, dict[str, set[str]]] = {}
         for p in PROJECTS:

@@ -68,8 +68,8 @@ def test_valid_config_loads(tmp_path: Path) -> None:
             project: OPS
             issue_type: Task
     """))
-    conns = c.connections  # type: ignore[attr-defined]
-    ints = c.integrations  # type: ignore[attr-defined]
+    conns = c.connections
+    ints = c.integrations
     assert [x.type for x in conns] == ["jira-cloud", "jira-datacenter"]
     assert [i.name for i in ints] == ["web", "web-ops"]
     assert ints[0].priorities == {"critical": "Highest", "high": "High"}

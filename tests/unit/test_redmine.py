@@ -275,4 +275,4 @@ def test_the_example_config_is_valid() -> None:
     cfg = load_config(root / "examples" / "redmine")
     (conn,) = redmine_connections(cfg)
     assert (conn.name, conn.membership, conn.authoritative) == ("tracker", "authoritative", False)
-    assert [i.project for i in cfg.integrations] == ["appsec-findings"]  # type: ignore[attr-defined]
+    assert [i.project for i in cfg.integrations] == ["appsec-findings"]

@@ -28,6 +28,11 @@ def config(members: list[dict[str, Any]] = (), teams: list[dict[str, Any]] = (),
                   [Team.model_validate(t) for t in teams], "digest")
 
 
+def attrs(d: dict[str, Any]) -> dict[str, Any]:
+    """Extra attributes for user() or group() under a schema URN key (typed loosely, as **kwargs are)."""
+    return d
+
+
 def user(uid: str, email: str, *, ext: str | None = "mark", active: bool = True, **attrs: Any) -> dict[str, Any]:
     """A live SCIM user. ext='mark' gives reconciler's ownership mark, None no externalId."""
     u: dict[str, Any] = {"schemas": [USER], "id": uid, "userName": email, "active": active,
@@ -87,7 +92,7 @@ CASES = [
          [(U("alice@acme.io"), Action.UPDATE)],
          {U("alice@acme.io"): {"displayName": ("A", "Alice A"), "title": (None, "Lead")}}),
     Case("update an enterprise attribute", config([{**ALICE, "department": "AppSec", "employee_number": "7"}]),
-         LiveState([user("1", "alice@acme.io", **{ENTERPRISE: {"department": "Ops", "employeeNumber": "7"}})]),
+         LiveState([user("1", "alice@acme.io", **attrs({ENTERPRISE: {"department": "Ops", "employeeNumber": "7"}}))]),
          [(U("alice@acme.io"), Action.UPDATE)], {U("alice@acme.io"): {"enterprise:department": ("Ops", "AppSec")}}),
     Case("update roles (order does not matter)", config([{**ALICE, "roles": ["b", "a", "c"]}]),
          LiveState([user("1", "alice@acme.io", roles=[{"value": "a"}, {"value": "b"}])]),
@@ -98,7 +103,8 @@ CASES = [
          LiveState([user("1", "alice@acme.io"), user("2", "bob@acme.io")]),
          [(U("bob@acme.io"), Action.UPDATE)], {U("bob@acme.io"): {"enterprise:manager": (None, "alice@acme.io")}}),
     Case("manager already set: no change", config([ALICE, {"email": "bob@acme.io", "manager": "alice@acme.io"}]),
-         LiveState([user("1", "alice@acme.io"), user("2", "bob@acme.io", **{ENTERPRISE: {"manager": {"value": "1"}}})]),
+         LiveState([user("1", "alice@acme.io"),
+                    user("2", "bob@acme.io", **attrs({ENTERPRISE: {"manager": {"value": "1"}}}))]),
          []),
     Case("extra attribute by name", config([{**ALICE, "attributes": {"nickName": "ali", "locale": "en"}}]),
          LiveState([user("1", "alice@acme.io", nickName="al", locale="en")]),
@@ -107,7 +113,7 @@ CASES = [
          LiveState([user("1", "alice@acme.io", nickName="ali")]), []),
     Case("extra attribute by URN path",
          config([{**ALICE, "attributes": {f"{ENTERPRISE}:costCenter": "42"}}]),
-         LiveState([user("1", "alice@acme.io", **{ENTERPRISE: {"costCenter": "41"}})]),
+         LiveState([user("1", "alice@acme.io", **attrs({ENTERPRISE: {"costCenter": "41"}}))]),
          [(U("alice@acme.io"), Action.UPDATE)], {U("alice@acme.io"): {f"{ENTERPRISE}:costCenter": ("41", "42")}}),
     Case("adopt a hand-made user: set the mark", config([{**ALICE, "given_name": "Alice"}]),
          LiveState([user("1", "alice@acme.io", ext=None, name={"givenName": "Alice"})]),
@@ -121,7 +127,7 @@ CASES = [
          {U("alice.archer@acme.io"): {"userName": ("alice@acme.io", "alice.archer@acme.io")}}),
     Case("unset is not empty", config([ALICE]),
          LiveState([user("1", "alice@acme.io", name={"givenName": "Al"}, title="CTO", roles=[{"value": "x"}],
-                         **{ENTERPRISE: {"department": "Ops", "manager": {"value": "9"}}})]), []),
+                         **attrs({ENTERPRISE: {"department": "Ops", "manager": {"value": "9"}}}))]), []),
     Case("explicit null clears an attribute", config([{**ALICE, "title": None}]),
          LiveState([user("1", "alice@acme.io", title="CTO")]),
          [(U("alice@acme.io"), Action.UPDATE)], {U("alice@acme.io"): {"title": ("CTO", None)}}),
@@ -183,7 +189,8 @@ CASES = [
                                                                                   "collections": ["c"]}}],
                 team_schema={"urn": EXT, "description": "description", "roles": "roles",
                              "collections": "collections"}),
-         LiveState([], [group("g", "appsec", **{EXT: {"roles": [{"value": "r0"}], "collections": [{"value": "c"}]}})]),
+         LiveState([], [group("g", "appsec",
+                              **attrs({EXT: {"roles": [{"value": "r0"}], "collections": [{"value": "c"}]}}))]),
          [(G("appsec"), Action.UPDATE)],
          {G("appsec"): {"permissions.roles": (["r0"], ["r1"]), "description": (None, "Triage")}},
          schemas={EXT: {"description", "roles", "collections"}}),

@@ -233,3 +233,22 @@ def test_bad_source_option(tmp_path: Path) -> None:
             "--source", "Jira DataSource")
     assert r.exit_code == 1
     assert "--source 'Jira DataSource': write DATA_SOURCE=SYSTEM" in r.output
+
+
+def test_import_help_says_which_unmapped_data_sources_are_refused(tmp_path: Path) -> None:
+    """The help once said an unmapped data source 'is taken as the system name itself'; 'Jira DataSource'
+    (not a valid system name) is refused, 'jira-dc' is read as the system jira-dc. Help and behaviour agree."""
+    help_text = " ".join(run("import", "--help").output.split())
+    assert "is taken as the system name itself" not in help_text
+    assert "any other, such as 'Jira DataSource', is refused until mapped" in help_text
+    user_map = ("<UserMaps><UserMap><name>alice@acme.io</name><User><type>DataSource</type>"
+                "<value>{}</value><name>alice</name></User></UserMap></UserMaps>\n")
+    refused = tmp_path / "refused.xml"
+    refused.write_text(user_map.format("Jira DataSource"))
+    r = run("import", str(refused), "--format", "connect-xml", "--out", str(tmp_path / "a.yaml"))
+    assert r.exit_code == 1 and "unknown data source 'Jira DataSource'" in r.output, r.output
+    read = tmp_path / "read.xml"
+    read.write_text(user_map.format("jira-dc"))
+    r = run("import", str(read), "--format", "connect-xml", "--out", str(tmp_path / "b.yaml"))
+    assert r.exit_code == 0, r.output
+    assert "jira-dc" in (tmp_path / "b.yaml").read_text()

@@ -1,0 +1,59 @@
+"""Help texts that say what the commands do."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from reconciler.providers.registry import SYSTEMS
+from tests.conftest import ROOT
+
+
+def help_of(*command: str) -> str:
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_check_help_names_every_kind_of_system_it_checks() -> None:
+    text = help_of("check").lower()
+    for system in SYSTEMS:  # every live system checks its connections
+        kind = system.prefix.rstrip(".")
+        assert kind in text, f"check also checks {kind} connections; its help does not say so"
+
+
+def test_sandbox_help_lists_both_servers() -> None:
+    text = help_of("sandbox")
+    assert "jira" in text and "scim" in text
+    assert "18451" in help_of("sandbox", "scim")  # where examples/ point
+
+
+def completion_lines() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Shell completion", 1)[1].split("\n#", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+
+
+def test_the_documented_completion_scripts_are_produced() -> None:
+    lines = completion_lines()
+    shells = [m.group(1) for line in lines if (m := re.search(r"_RECONCILER_COMPLETE=(\w+)_source", line))]
+    assert shells == ["bash", "zsh", "fish"], lines
+    # the installed entry point answers the variable (its name, reconciler, is what click derives it from)
+    exe = str(Path(sys.executable).parent / "reconciler")
+    out = subprocess.run([exe], env={**os.environ, "_RECONCILER_COMPLETE": "bash_source"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "_RECONCILER_COMPLETE=bash_complete" in out.stdout, out.stdout + out.stderr
+    for shell in shells:  # in process, as that entry point runs it
+        res = CliRunner().invoke(main, [], env={"_RECONCILER_COMPLETE": f"{shell}_source"}, prog_name="reconciler")
+        assert res.exit_code == 0 and "_RECONCILER_COMPLETE" in res.output, (shell, res.output)
+    # and completing `reconciler sa<Tab>` in bash offers the sandbox command
+    res = CliRunner().invoke(main, [], prog_name="reconciler", env={
+        "_RECONCILER_COMPLETE": "bash_complete", "COMP_WORDS": "reconciler sa", "COMP_CWORD": "1"})
+    assert "plain,sandbox" in res.output.splitlines(), res.output
