@@ -9,6 +9,7 @@ and that nothing on the server changed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,50 @@ def test_an_untouched_saved_plan_still_applies(scim: ScimServer, planned: Path) 
     assert "Planned again from the configuration: the 1 change(s)" in res.output
     users, _ = server(scim)
     assert users[PEOPLE[0]]["name"]["givenName"] == "Zed"
+
+
+def test_a_saved_plan_with_tracker_changes_applies_and_an_edited_one_does_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/full (SCIM, Jira Cloud and Data Center) planned, saved, checked and applied through the
+    same path as `apply plan.json`; then a saved plan whose role change grants someone else is refused."""
+    from reconciler.apply import apply_plan
+    from reconciler.config.loader import load_config
+    from reconciler.errors import StalePlanError
+    from reconciler.sandbox import scim as scim_sandbox
+    from reconciler.sandbox.jira import CLOUD_TOKEN, DC_TOKEN, new_state, transport
+    from reconciler.saved import check_preconditions, load_saved_plan, verify, write_saved_plan
+    from reconciler.session import Session
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "full"
+    monkeypatch.setenv("SCIM_TOKEN", "example-token")
+    monkeypatch.setenv("JIRA_CLOUD_TOKEN", CLOUD_TOKEN)
+    monkeypatch.setenv("JIRA_DC_TOKEN", DC_TOKEN)
+    scim_t, _ = scim_sandbox.transport("example-token")
+    transports = {"platform": scim_t, "acme-cloud": transport(new_state("cloud")),
+                  "acme-dc": transport(new_state("datacenter"))}
+    config = load_config(example)
+    path = tmp_path / "plan.json"
+    with Session(config, transports=transports) as s:
+        write_saved_plan(path, s.plan(), example, s)
+    saved = load_saved_plan(path)
+    assert any(c.address.startswith("jira.") for c in saved.plan.changes)
+
+    role = next(c for c in saved.plan.changes if "project_role" in c.address)
+    edited = tmp_path / "edited.json"
+    doc = json.loads(path.read_text())
+    for c in doc["changes"]:
+        if c["address"] == role.address:
+            c["after"] = {**c["after"], "users": [*(c["after"].get("users") or []), "mallory"]}
+    edited.write_text(json.dumps(doc))
+    with Session(config, transports=transports) as s, pytest.raises(StalePlanError, match=re.escape(role.address)):
+        bad = load_saved_plan(edited)
+        check_preconditions(s, bad)
+        verify(s, bad)
+
+    with Session(config, transports=transports) as s:
+        check_preconditions(s, saved)
+        planned = verify(s, saved)
+        assert [c.address for c in planned.changes] == [c.address for c in saved.plan.changes]
+        assert apply_plan(s, planned).failures == {}
+    with Session(config, transports=transports) as s:
+        assert s.plan().changes == []
