@@ -75,3 +75,23 @@ def test_a_group_holding_a_member_twice_converges(world: World) -> None:
     world.drift_duplicate_member("team-1", "alice@acme.io")
     world.apply()
     world.check()  # fails: the next plan still has team-1 members ['alice', 'alice'] -> ['alice']
+
+
+def test_two_applies_at_once_where_one_loses_the_managers_update(world: World) -> None:
+    """Long run, seed 3544352130: both applies update alice; the second's is refused (the first made it)
+    and bob's deactivation was then skipped as 'depends on alice', though alice exists. Concurrency
+    decides whether the refusal happens; tests/integration/test_convergence.py plays it deterministically
+    (test_a_report_is_not_held_back_by_a_failed_update_of_their_manager)."""
+    world.add_team("team-1", [])
+    world.add_member("alice@acme.io", given_name="Ann")
+    world.set_team_members("team-1", ["alice@acme.io"])
+    world.add_member("bob@acme.io")
+    world.set_team_members("team-1", ["alice@acme.io", "bob@acme.io"])
+    world.set_manager("bob@acme.io", "alice@acme.io")
+    world.apply()
+    world.set_removal("delete")
+    world.set_active("bob@acme.io", False)
+    world.remove_team("team-1")
+    world.set_external_id("alice@acme.io", "HR-1")
+    world.apply_concurrently()
+    world.check()

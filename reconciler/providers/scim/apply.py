@@ -194,7 +194,9 @@ class ScimApplier:
             if c.kind == "group" and c.key in self.failed:
                 return scim.address(self.p.name, "group", c.key)
             mgr = (c.after or {}).get("enterprise:manager") if c.kind == "user" else None
-            if mgr and mgr in self.failed:
+            # a report needs their manager's id, not the manager's own change: only a manager whose
+            # create failed (no id) holds them back; one whose update failed exists all the same
+            if mgr and mgr in self.failed and self.ids.get(mgr) is None:
                 return scim.address(self.p.name, "user", mgr)
         return None
 
