@@ -14,6 +14,7 @@ Bodies and headers are never written; every line passes through the secret redac
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.errors import ReconcilerError
+from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
+from reconciler.render.json import plan_document
 from reconciler.secrets import redact
 
 if TYPE_CHECKING:
@@ -215,3 +218,9 @@ def format_event(e: dict[str, Any]) -> str:
         parts.append("members: " + " ".join(added + removed))
     what = f"  ({', '.join(parts)})" if parts else ""
     return f"{head}  {e.get('action')}  {e.get('address')}  {e.get('outcome')}{what}"
+
+
+def plan_digest(plan: Plan) -> str:
+    """The digest every line of one apply carries: SHA-256 of the plan's JSON document."""
+    from_doc = plan_document(plan)
+    return hashlib.sha256(json.dumps(from_doc, sort_keys=True).encode()).hexdigest()

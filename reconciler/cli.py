@@ -5,7 +5,6 @@ Exit codes: 0 success; 1 error; with --detailed-exitcode, 2 when the plan has ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -17,7 +16,8 @@ import click
 
 from reconciler import __version__
 from reconciler.apply import ApplyResult, apply_plan
-from reconciler.audit import DEFAULT_PATH, AuditLog, default_path
+from reconciler.audit import DEFAULT_PATH, AuditLog, default_path, plan_digest
+from reconciler.cli_sandbox import sandbox
 from reconciler.clierrors import handle_errors
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
@@ -45,11 +45,6 @@ from reconciler.session import Session
 
 def _colour(no_color: bool) -> bool:
     return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
-
-
-def plan_digest(plan: Plan) -> str:
-    doc = plan_document(plan)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 class _Group(click.Group):
@@ -279,11 +274,12 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         except (StalePlanError, PlanError) as exc:
             audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
             raise
-        for ch in checks if not as_json else []:
-            click.echo(f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was "
-                       f"made (checked by {'paged list' if ch.strategy == 'list' else 'GET per object'}).")
-        click.echo(f"Planned again from the configuration: the {len(p.changes)} change(s) of {path} are the ones "
-                   "it makes now.")
+        lines = [f"{ch.provider}: the {ch.touched} object(s) this plan touches are unchanged since it was made "
+                 f"(checked by {'paged list' if ch.strategy == 'list' else 'GET per object'})." for ch in checks]
+        lines.append(f"Planned again from the configuration: the {len(p.changes)} change(s) of {path} are the "
+                     "ones it makes now.")
+        for line in lines if not as_json else []:
+            click.echo(line)
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
         result = apply_plan(session, planned, observer=_observers(_progress(colour, as_json), audit.outcome))
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
@@ -363,6 +359,9 @@ def check(config: Path, as_json: bool) -> None:
         sys.exit(1)
 
 
+main.add_command(sandbox)
+
+
 @main.command()
 @no_color_opt
 @handle_errors
@@ -379,48 +378,6 @@ def demo(no_color: bool) -> None:
         click.echo(redact(s.replace(DEMO_TOKEN, hole)).replace(hole, DEMO_TOKEN), nl=False)
 
     run_demo(echo=echo, colour=_colour(no_color))
-
-
-@main.group()
-def sandbox() -> None:
-    """Serve an in-memory test server on 127.0.0.1, to try reconciler (or any client) without the real thing."""
-
-
-@sandbox.command("jira")
-@click.option("--flavour", type=click.Choice(["cloud", "datacenter"]), default="cloud", show_default=True,
-              help="Jira Cloud (REST v3, email + API token) or Data Center (REST v2, personal access token).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True, help="0 picks a free port.")
-def sandbox_jira(flavour: str, port: int) -> None:
-    """An in-memory Jira on 127.0.0.1:PORT until Ctrl-C; prints the URL and the sandbox's own credentials."""
-    from reconciler.sandbox.jira import describe, serve
-
-    try:
-        serve(flavour, "127.0.0.1", port, ready=lambda url, state: click.echo(describe(url, state)))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    except KeyboardInterrupt:
-        pass
-
-
-@sandbox.command("scim")
-@click.option("--port", type=click.IntRange(0, 65535), default=18451, show_default=True,
-              help="0 picks a free port. examples/ point at 18451.")
-@click.option("--empty", is_flag=True, help="Start with no users, not with the demo's starting accounts.")
-def sandbox_scim(port: int, empty: bool) -> None:
-    """The demo's SCIM server (scim2-server, in memory) on 127.0.0.1:PORT until Ctrl-C.
-
-    It starts with the accounts `reconciler demo` starts with (unless --empty) and prints the
-    export line, so that the demo's commands can be run by hand: reconciler plan examples/quickstart.
-    """
-    from reconciler.sandbox.scim import DEMO_TOKEN, describe, serve
-
-    try:
-        serve("127.0.0.1", port, DEMO_TOKEN, empty=empty,
-              ready=lambda url: click.echo(describe(url, DEMO_TOKEN, empty=empty)))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    except KeyboardInterrupt:
-        pass
 
 
 @main.command()

@@ -11,22 +11,19 @@ serves the same server on 127.0.0.1:18451, so the printed commands run by hand a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from reconciler.apply import ApplyResult, apply_plan
 from reconciler.config.loader import load_config
+from reconciler.demo_common import Echo, apply_in_plan_order, comment, shown_path
 from reconciler.errors import ApplyError
-from reconciler.execute import Outcome
-from reconciler.plan.model import Plan
-from reconciler.render.text import PlanText, terminal_width, wrap, wrap_at_commas
+from reconciler.integrations.demo import run_jira_demo  # the tracker half, against Jira sandboxes
+from reconciler.render.text import PlanText, terminal_width, wrap
 from reconciler.sandbox.scim import DEMO_HISTORY, DEMO_PORT, DEMO_TOKEN, history_lines, seed_demo, transport
 from reconciler.session import Session
 
 TOKEN_VAR = "SCIM_TOKEN"
-Echo = Callable[[str], None]
 
 
 def example_dir(name: str = "quickstart") -> Path:
@@ -35,41 +32,6 @@ def example_dir(name: str = "quickstart") -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"the bundled example examples/{name} is missing from this installation")
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
-
-
-def shown_path(folder: Path) -> Path:
-    """The path to print (and load, so that errors name it) for a bundled example: ``examples/NAME`` when the
-    current directory holds the same files there (a clone), else the installed copy's own path."""
-    relative = Path("examples") / folder.name
-    try:
-        if relative.is_dir() and (relative.resolve() == folder.resolve() or _files(relative) == _files(folder)):
-            return relative
-    except OSError:
-        pass
-    return folder
-
-
-def comment(echo: Echo, text: str, width: int | None) -> None:
-    """A ``# ...`` narration paragraph, wrapped to the terminal."""
-    for line in wrap(text, width, "# ", "# "):
-        echo(line + "\n")
-
-
-def apply_in_plan_order(session: Session, plan: Plan, echo: Echo) -> ApplyResult:
-    """Apply, then print one line per change in the plan's order (the workers finish in any order)."""
-    outcomes: list[Outcome] = []
-    result = apply_plan(session, plan, observer=outcomes.append)
-    order = {c.address: i for i, c in enumerate(plan.changes)}
-    for o in sorted(outcomes, key=lambda o: order.get(o.change.address, len(order))):
-        echo(f"{o.change.address}: {o.change.action.value} {'done' if o.ok else 'FAILED: ' + str(o.error)}\n")
-    echo("\n".join(wrap_at_commas(result.summary(), terminal_width())) + "\n")
-    if result.failures:
-        raise ApplyError(result.failures)
-    return result
 
 
 def run_demo(echo: Echo, colour: bool = False) -> None:
@@ -111,5 +73,4 @@ def run_demo(echo: Echo, colour: bool = False) -> None:
         echo(renderer.render(again))
     if again.has_changes:
         raise ApplyError({"demo": "the second plan still has changes: the apply did not converge"})
-    from reconciler.integrations.demo import run_jira_demo  # the tracker half, against Jira sandboxes
     run_jira_demo(echo, colour, width=width, notes_shown=notes_shown)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from reconciler.config.loader import load_config
+from reconciler.demo_common import apply_in_plan_order, comment, shown_path
 from reconciler.errors import ApplyError, PlanError
 from reconciler.render.text import PlanText, wrap
 from reconciler.sandbox import jira as jira_sandbox
@@ -27,8 +28,6 @@ def full_example_dir() -> Path:
 
 def run_jira_demo(echo: Callable[[str], None], colour: bool = False, *, width: int | None = None,
                   notes_shown: set[str] | None = None) -> None:
-    from reconciler.demo import apply_in_plan_order, comment, shown_path
-
     folder = shown_path(full_example_dir())
     tokens = {"SCIM_TOKEN": "demo-token", "JIRA_CLOUD_TOKEN": jira_sandbox.CLOUD_TOKEN,
               "JIRA_DC_TOKEN": jira_sandbox.DC_TOKEN}

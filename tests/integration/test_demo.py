@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
-from reconciler.demo import example_dir, shown_path
+from reconciler.demo import example_dir
+from reconciler.demo_common import shown_path
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
