@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from reconciler.contract import Observer
 from reconciler.errors import ApplyError
 from reconciler.execute import ApplyResult, Outcome
-from reconciler.plan.model import Plan
+from reconciler.plan.model import Change, Plan
 from reconciler.providers.registry import SYSTEMS
 from reconciler.session import Session
 
@@ -50,12 +50,33 @@ def apply_plan(session: Session, plan: Plan, observer: Observer | None = None) -
 
 
 def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> ApplyResult:
+    """Every change ends in exactly one outcome: one a system did not report (an action or kind it has no
+    way to apply), or whose address no system owns, is a failure that says so, never silence."""
     result = ApplyResult()
+    owned: set[str] = set()
     for system in SYSTEMS:
         mine = [c for c in plan.changes if c.address.startswith(system.prefix)]
-        if mine:
-            result.outcomes += system.apply(session, mine, observer)
+        owned.update(c.address for c in mine)
+        if not mine:
+            continue
+        outcomes = system.apply(session, mine, observer)
+        reported = {o.change.address for o in outcomes}
+        result.outcomes += outcomes
+        for c in mine:
+            if c.address not in reported:
+                result.outcomes.append(_unapplied(c, f"{system.prefix.rstrip('.')} has no way to apply a "
+                                                     f"{c.action.value} of a {c.kind}", observer))
+    for c in plan.changes:
+        if c.address not in owned:
+            result.outcomes.append(_unapplied(c, "no live system owns this address", observer))
     return result
+
+
+def _unapplied(c: Change, why: str, observer: Observer | None) -> Outcome:
+    o = Outcome(c, False, f"not applied: {why}")
+    if observer is not None:
+        observer(o)
+    return o
 
 
 def failures_error(result: ApplyResult) -> ApplyError | None:

@@ -82,12 +82,15 @@ class Change:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # raised, not asserted: a saved plan is read through here, and `python -O` drops asserts
         if self.action is Action.CREATE:
-            assert self.before is None and self.after is not None, self.address
+            if self.before is not None or self.after is None:
+                raise ValueError(f"{self.address}: a create has an 'after' and no 'before'")
         elif self.action is Action.DELETE:
-            assert self.after is None and self.before is not None, self.address
-        else:
-            assert self.before is not None and self.after is not None and self.diff, self.address
+            if self.after is not None or self.before is None:
+                raise ValueError(f"{self.address}: a delete has a 'before' and no 'after'")
+        elif self.before is None or self.after is None or not self.diff:
+            raise ValueError(f"{self.address}: an {self.action.value} has a 'before', an 'after' and a 'diff'")
 
     def sort_key(self) -> tuple[str, int, str]:
         return (self.provider, KIND_ORDER.get(self.kind, 99), self.key.lower())
