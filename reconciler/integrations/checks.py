@@ -40,6 +40,11 @@ def check_integrations(config: Config) -> list[Diagnostic]:
             out.append(_diag(c, "name", f"connection '{c.name}' is declared twice; first at {f}:{line}:{col}"))
         seen[c.name] = c
     by_name = {c.name: c for c in conns}
+    for p in config.providers:  # one namespace: the audit log and apply name a system by it alone
+        if p.name in by_name:
+            f, line, col = p.where("name")
+            out.append(_diag(by_name[p.name], "name", f"connection '{p.name}' has the name of the SCIM provider "
+                                                      f"declared at {f}:{line}:{col}; give one another name"))
     teams = {t.name for t in config.teams}
     first: dict[str, Integration] = {}
     webhook_names: dict[tuple[str, str], Integration] = {}

@@ -175,3 +175,14 @@ def test_conflicting_role_membership_on_one_project(tmp_path: Path) -> None:
     """))
     assert any("integration 'mobile' manages role 'Developers' of project SEC as additive, but integration "
                "'web' manages it as authoritative" in e for e in errs), errs
+
+
+def test_a_connection_cannot_take_a_providers_name(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        "providers:\n  - name: acme\n    type: scim\n    base_url: https://scim.acme.io/v2\n"
+        "    auth: {type: bearer, token: '${env:T}'}\n"
+        "connections:\n  - name: acme\n    type: jira-datacenter\n    base_url: https://jira.acme.io\n"
+        "    token: '${env:T}'\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:7:\d+: connection 'acme' has the name of the SCIM provider "
+                                          r"declared at .*c\.yaml:2:\d+"):
+        load_config(tmp_path)
