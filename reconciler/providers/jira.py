@@ -27,12 +27,21 @@ import httpx
 
 from reconciler.config.models import Config
 from reconciler.contract import Check, CheckResult
-from reconciler.errors import AuthError, NotFoundError, PlanError, ProviderError, ReconcilerError, StalePlanError
+from reconciler.errors import (
+    AuthError,
+    NotFoundError,
+    PlanError,
+    ProviderError,
+    ReconcilerError,
+    ServerError,
+    StalePlanError,
+)
 from reconciler.execute import Outcome, run_changes
 from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection, RedmineConnection
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import BearerToken, Http, build_client
+from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
 from reconciler.secrets import redact, resolve
 from reconciler.usermaps.resolve import fallback_users, identities_for, mapped_identities
@@ -108,15 +117,20 @@ class JiraClient:
         return self.http.get_json(f"{self.api}/{path}", what=what, params=params or None)
 
     def _paged(self, path: str, what: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """startAt/maxResults pages, until isLast (or an empty page)."""
-        start = 0
-        while True:
-            page = self._get(path, what, startAt=start, maxResults=CLOUD_PAGE, **params)
-            values = page.get("values") or []
-            yield from values
-            if page.get("isLast", True) or not values:
-                return
-            start += len(values)
+        """startAt/maxResults pages, until isLast (or an empty page), bounded (``paging.read_pages``)."""
+        def fetch(offset: int) -> Page:
+            page = self._get(path, what, startAt=offset, maxResults=CLOUD_PAGE, **params)
+            values = page.get("values") if isinstance(page, dict) else None
+            if not isinstance(values, list):
+                raise ServerError(f"{what}: the answer has no 'values' list", "GET", self.http._full(path))
+            total = page.get("total")
+            return Page([v for v in values if isinstance(v, dict)],
+                        total if isinstance(total, int) and not isinstance(total, bool) else None,
+                        bool(page.get("isLast", True)))
+
+        items, _ = read_pages(fetch, page_size=CLOUD_PAGE, url=self.http._full(path),
+                              key=lambda v: json.dumps(v, sort_keys=True))
+        yield from items
 
     # identity and projects
     def myself(self) -> dict[str, Any]:

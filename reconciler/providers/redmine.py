@@ -42,6 +42,7 @@ from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import Http, Recorder, build_client, check_url
+from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
 from reconciler.secrets import redact, resolve
 from reconciler.usermaps import identities_for
@@ -97,22 +98,21 @@ class RedmineClient:
     def list_all(self, path: str, key: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every item of a list endpoint. Pages with offset/limit until total_count; an endpoint that
         answers without total_count (groups, trackers ...) is not paged and is read in one call."""
-        out: list[dict[str, Any]] = []
-        seen: set[Any] = set()
-        offset = 0
-        while True:
+        def fetch(offset: int) -> Page:
             q = {"offset": str(offset), "limit": str(self.page_size), **(params or {})}
             body = self.get(path, q, f"cannot list {key.replace('_', ' ')}")
             if not isinstance(body, dict) or not isinstance(body.get(key), list):
                 raise ServerError(f"the answer to {path} has no '{key}' list", "GET", self.http._full(path))
-            items = [x for x in body[key] if isinstance(x, dict)]
-            fresh = [x for x in items if x.get("id") not in seen]
-            seen.update(x.get("id") for x in fresh)
-            out.extend(fresh)
             total = body.get("total_count")
-            if total is None or not fresh or len(out) >= int(total):
-                return out
-            offset += len(items)
+            if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+                raise ServerError(f"the answer to {path}: total_count is {str(total)[:40]!r}, not a count", "GET",
+                                  self.http._full(path))
+            # no total_count: an endpoint that is not paged (groups, trackers ...) answered whole
+            return Page([x for x in body[key] if isinstance(x, dict)], total, True if total is None else None)
+
+        out, _ = read_pages(fetch, page_size=self.page_size, url=self.http._full(path),
+                            key=lambda x: x.get("id"))
+        return out
 
     def current_user(self) -> dict[str, Any]:
         """Who the API key belongs to; the first call of every session, so its errors say what to fix."""

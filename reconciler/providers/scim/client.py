@@ -31,6 +31,7 @@ from reconciler.providers._http import (
     build_client,
     raise_for_status,
 )
+from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.scim.bulk import (
     BULK_DEFAULT_OPERATIONS,
     BULK_DEFAULT_PAYLOAD,
@@ -184,31 +185,24 @@ class ScimClient:
         return self.provider.page_size or self.caps.max_results or 100
 
     def list_all(self, resource: str, *, params: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Every resource of a type, by paged list calls. Stops on totalResults, on an empty page, and
-        on a page that repeats ids already seen (servers that return page 1 for a startIndex past the end)."""
+        """Every resource of a type, by paged list calls (``paging.read_pages``: stops on totalResults, on
+        an empty page, on a page that repeats ids already seen, and is bounded)."""
         count = self.page_size()
-        start = 1
-        out: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        pages = 0
-        total: int | None = None
-        while True:
-            q = {"startIndex": str(start), "count": str(count), **(params or {})}
+        url = self.http._full(resource)
+
+        def fetch(offset: int) -> Page:
+            q = {"startIndex": str(offset + 1), "count": str(count), **(params or {})}
             body = self.http.get_json(resource, params=q, what=f"cannot list {resource}")
-            pages += 1
-            if not isinstance(body, dict):
-                raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", self.http._full(resource))
-            items = body.get("Resources") or []
-            if total is None:
-                total = int(body.get("totalResults", len(items)))
-            fresh = [r for r in items if str(r.get("id")) not in seen]
-            for r in fresh:
-                seen.add(str(r.get("id")))
-            out.extend(fresh)
-            if not fresh or len(out) >= total:
-                break
-            start += len(items)
-        return out, pages
+            items = body.get("Resources") if isinstance(body, dict) else None
+            if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
+                raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
+            found = [r for r in items or [] if isinstance(r, dict)]
+            total = body.get("totalResults", len(found))
+            if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+                raise ServerError(f"{resource} list: totalResults is {str(total)[:40]!r}, not a count", "GET", url)
+            return Page(found, total)
+
+        return read_pages(fetch, page_size=count, url=url)
 
     def read(self) -> LiveState:
         users, p1 = self.list_all("Users")
