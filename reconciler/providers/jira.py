@@ -42,6 +42,7 @@ from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import BearerToken, Http, build_client
 from reconciler.providers.paging import Page, read_pages
+from reconciler.providers.paths import seg
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
 from reconciler.secrets import redact, resolve
 from reconciler.usermaps.resolve import fallback_users, identities_for, mapped_identities
@@ -141,7 +142,7 @@ class JiraClient:
 
     def project(self, key: str) -> dict[str, Any] | None:
         try:
-            return dict(self._get(f"project/{key}", f"cannot read project {key}"))
+            return dict(self._get(f"project/{seg(key)}", f"cannot read project {key}"))
         except NotFoundError:
             return None
 
@@ -151,7 +152,7 @@ class JiraClient:
         return [str(p["key"]) for p in self._get("project", "cannot list projects")]
 
     def statuses(self, key: str) -> list[dict[str, Any]]:
-        return list(self._get(f"project/{key}/statuses", f"cannot read the statuses of project {key}"))
+        return list(self._get(f"project/{seg(key)}/statuses", f"cannot read the statuses of project {key}"))
 
     def priorities(self) -> list[dict[str, Any]]:
         return list(self._paged("priority/search" if self.cloud else "priority/page", "cannot list priorities"))
@@ -161,11 +162,11 @@ class JiraClient:
                                 "cannot list resolutions"))
 
     def role_ids(self, key: str) -> dict[str, int]:
-        roles = self._get(f"project/{key}/role", f"cannot list the roles of project {key}")
+        roles = self._get(f"project/{seg(key)}/role", f"cannot list the roles of project {key}")
         return {name: int(str(url).rstrip("/").rsplit("/", 1)[-1]) for name, url in roles.items()}
 
     def role_users(self, key: str, rid: int) -> list[str]:
-        role = self._get(f"project/{key}/role/{rid}", f"cannot read role {rid} of project {key}")
+        role = self._get(f"project/{seg(key)}/role/{seg(rid)}", f"cannot read role {rid} of project {key}")
         out = []
         for a in role.get("actors") or []:
             if a.get("type") != "atlassian-user-role-actor":
@@ -213,24 +214,25 @@ class JiraClient:
     # project property
     def get_property(self, key: str, prop: str) -> Any | None:
         try:
-            return self._get(f"project/{key}/properties/{prop}", f"cannot read property {prop} of {key}")["value"]
+            path = f"project/{seg(key)}/properties/{seg(prop)}"
+            return self._get(path, f"cannot read property {prop} of {key}")["value"]
         except NotFoundError:
             return None
 
     def put_property(self, key: str, prop: str, value: Any) -> None:
-        self.http.request("PUT", f"{self.api}/project/{key}/properties/{prop}", json=value,
+        self.http.request("PUT", f"{self.api}/project/{seg(key)}/properties/{seg(prop)}", json=value,
                           what=f"cannot store property {prop} on project {key}")
 
     def property_keys(self, key: str) -> list[str] | None:
         """The keys of a project's properties (one call, unpaged in Jira); None if the project is gone."""
         try:
-            body = self._get(f"project/{key}/properties", f"cannot list the properties of project {key}")
+            body = self._get(f"project/{seg(key)}/properties", f"cannot list the properties of project {key}")
         except NotFoundError:
             return None
         return [str(k.get("key")) for k in body.get("keys") or []]
 
     def delete_property(self, key: str, prop: str) -> None:
-        self.http.request("DELETE", f"{self.api}/project/{key}/properties/{prop}", ok=(404,),
+        self.http.request("DELETE", f"{self.api}/project/{seg(key)}/properties/{seg(prop)}", ok=(404,),
                           what=f"cannot delete property {prop} of project {key}")
 
     # role actors
@@ -238,11 +240,11 @@ class JiraClient:
         def recover() -> Any:  # a lost attempt may have added them already
             have = set(self.role_users(key, rid))
             return True if set(idents) <= have else None
-        self.http.request("POST", f"{self.api}/project/{key}/role/{rid}", json={"user": idents}, recover=recover,
-                          what=f"cannot add users to role {rid} of project {key}")
+        self.http.request("POST", f"{self.api}/project/{seg(key)}/role/{seg(rid)}", json={"user": idents},
+                          recover=recover, what=f"cannot add users to role {rid} of project {key}")
 
     def remove_role_user(self, key: str, rid: int, ident: str) -> None:
-        self.http.request("DELETE", f"{self.api}/project/{key}/role/{rid}", params={"user": ident}, ok=(404,),
+        self.http.request("DELETE", f"{self.api}/project/{seg(key)}/role/{seg(rid)}", params={"user": ident}, ok=(404,),
                           what=f"cannot remove a user from role {rid} of project {key}")
 
     # admin webhooks (not in the OpenAPI descriptions; see docs/jira.md)
@@ -257,11 +259,11 @@ class JiraClient:
         return r.json() if isinstance(r, httpx.Response) else dict(r)  # type: ignore[no-any-return]
 
     def update_webhook(self, wid: str, body: dict[str, Any]) -> None:
-        self.http.request("PUT", f"rest/webhooks/1.0/webhook/{wid}", json=body,
+        self.http.request("PUT", f"rest/webhooks/1.0/webhook/{seg(wid)}", json=body,
                           what=f"cannot update webhook '{body['name']}'")
 
     def delete_webhook(self, wid: str) -> None:
-        self.http.request("DELETE", f"rest/webhooks/1.0/webhook/{wid}", ok=(404,), what="cannot delete a webhook")
+        self.http.request("DELETE", f"rest/webhooks/1.0/webhook/{seg(wid)}", ok=(404,), what="cannot delete a webhook")
 
     # issues (the activation test issue)
     def labelled_issues(self, project: str, label: str) -> list[dict[str, Any]]:
@@ -290,7 +292,7 @@ class JiraClient:
         return r.json() if isinstance(r, httpx.Response) else dict(r)  # type: ignore[no-any-return]
 
     def delete_issue(self, key: str) -> None:
-        self.http.request("DELETE", f"{self.api}/issue/{key}", ok=(404,), what=f"cannot delete issue {key}")
+        self.http.request("DELETE", f"{self.api}/issue/{seg(key)}", ok=(404,), what=f"cannot delete issue {key}")
 
 
 def connect(conn: JiraConnection, *, transport: httpx.BaseTransport | None = None, recorder: Any = None,

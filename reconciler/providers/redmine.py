@@ -43,6 +43,7 @@ from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import Http, Recorder, build_client, check_url
 from reconciler.providers.paging import Page, read_pages
+from reconciler.providers.paths import seg
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
 from reconciler.secrets import redact, resolve
 from reconciler.usermaps import identities_for
@@ -143,7 +144,7 @@ class RedmineClient:
         return self.list_all("groups.json", "groups")
 
     def group(self, gid: int) -> dict[str, Any]:
-        body = self.get(f"groups/{gid}.json", {"include": "users"}, f"cannot read group {gid}")
+        body = self.get(f"groups/{seg(gid)}.json", {"include": "users"}, f"cannot read group {gid}")
         return dict(body["group"])
 
     def project(self, ident: str) -> dict[str, Any] | None:
@@ -921,7 +922,7 @@ class RedmineApplier:
                 self.ids["user:" + ch.key.casefold()] = str(res["id"])
             return
         fields = {d.path: d.after for d in ch.diff}
-        self.client.write("PUT", f"users/{ch.id}.json", {"user": fields}, f"cannot update user {ch.key}")
+        self.client.write("PUT", f"users/{seg(ch.id)}.json", {"user": fields}, f"cannot update user {ch.key}")
 
     def _group(self, ch: Change) -> None:
         assert ch.after is not None
@@ -945,7 +946,7 @@ class RedmineApplier:
             have = {int(u["id"]) for u in self.client.group(int(gid)).get("users", [])}
             add = sorted(set(known.values()) - have)
             if add:
-                self.client.write("POST", f"groups/{gid}/users.json", {"user_ids": add},
+                self.client.write("POST", f"groups/{seg(gid)}/users.json", {"user_ids": add},
                                   f"cannot add users to group {ch.key}")
         else:
             assert ch.before is not None and ch.id is not None
@@ -953,7 +954,7 @@ class RedmineApplier:
             after_cf = {x.casefold() for x in want}
             add = sorted(uid for login, uid in known.items() if login.casefold() not in before)
             if add:
-                self.client.write("POST", f"groups/{ch.id}/users.json", {"user_ids": add},
+                self.client.write("POST", f"groups/{seg(ch.id)}/users.json", {"user_ids": add},
                                   f"cannot add users to group {ch.key}")
             for cf, login in sorted(before.items()):
                 if cf in after_cf:
@@ -961,13 +962,13 @@ class RedmineApplier:
                 uid = login[3:] if login.startswith("id:") else ch.refs.get(login)
                 if uid is None:
                     raise ReconcilerError(f"cannot remove {login} from group {ch.key}: no id known; plan again")
-                self.client.write("DELETE", f"groups/{ch.id}/users/{uid}.json", None,
+                self.client.write("DELETE", f"groups/{seg(ch.id)}/users/{seg(uid)}.json", None,
                                   f"cannot remove user {login} from group {ch.key}", ok=(404,))
         if missing:
             raise ReconcilerError(f"group {ch.key}: cannot add {', '.join(missing)}: the user was not created")
 
     def _delete(self, ch: Change) -> None:
-        path = f"groups/{ch.id}.json" if ch.kind == "group" else f"memberships/{ch.id}.json"
+        path = f"groups/{seg(ch.id)}.json" if ch.kind == "group" else f"memberships/{seg(ch.id)}.json"
         self.client.write("DELETE", path, None, f"cannot delete {ch.kind} {ch.key}", ok=(404,))
 
     # memberships and integrations
@@ -975,7 +976,7 @@ class RedmineApplier:
         assert ch.after is not None
         roles = self._role_ids(list(ch.after["roles"]))
         if ch.action is Action.UPDATE:
-            self.client.write("PUT", f"memberships/{ch.id}.json", {"membership": {"role_ids": roles}},
+            self.client.write("PUT", f"memberships/{seg(ch.id)}.json", {"membership": {"role_ids": roles}},
                               f"cannot update membership {ch.key}")
             return
         ident, group = str(ch.after["project"]), str(ch.after["group"])
@@ -992,7 +993,7 @@ class RedmineApplier:
                                    f"cannot create membership {ch.key}")
         own = {int(r["id"]) for r in found.get("roles", []) if not r.get("inherited")}
         if own != set(roles):  # found by the lookup with other roles: make them the planned ones
-            self.client.write("PUT", f"memberships/{found['id']}.json", {"membership": {"role_ids": roles}},
+            self.client.write("PUT", f"memberships/{seg(found['id'])}.json", {"membership": {"role_ids": roles}},
                               f"cannot update membership {ch.key}")
 
     def _integration(self, ch: Change) -> None:
@@ -1017,7 +1018,7 @@ class RedmineApplier:
         if "wiki" not in modules:  # the record page needs the project's wiki
             update["enabled_module_names"] = sorted(modules + ["wiki"])
         if update:
-            self.client.write("PUT", f"projects/{pid}.json", {"project": update},
+            self.client.write("PUT", f"projects/{seg(pid)}.json", {"project": update},
                               f"cannot update project {ident}")
         if "test_issue" in ch.refs:
             activation["test_issue"] = int(ch.refs["test_issue"])

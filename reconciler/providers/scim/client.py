@@ -32,6 +32,7 @@ from reconciler.providers._http import (
     raise_for_status,
 )
 from reconciler.providers.paging import Page, read_pages
+from reconciler.providers.paths import seg
 from reconciler.providers.scim.bulk import (
     BULK_DEFAULT_OPERATIONS,
     BULK_DEFAULT_PAYLOAD,
@@ -309,20 +310,20 @@ class ScimClient:
 
     def patch(self, resource: str, rid: str, ops: list[dict[str, Any]], etag: str | None = None) -> None:
         body = {"schemas": [PATCH_OP], "Operations": ops}
-        self.http.request("PATCH", f"{resource}/{rid}", json=body, headers=self._headers(etag),
+        self.http.request("PATCH", f"{resource}/{seg(rid)}", json=body, headers=self._headers(etag),
                           what=f"cannot update {resource[:-1].lower()} {rid}")
 
     def put(self, resource: str, rid: str, body: dict[str, Any], etag: str | None = None) -> None:
-        self.http.request("PUT", f"{resource}/{rid}", json=body, headers=self._headers(etag),
+        self.http.request("PUT", f"{resource}/{seg(rid)}", json=body, headers=self._headers(etag),
                           what=f"cannot replace {resource[:-1].lower()} {rid}")
 
     def delete(self, resource: str, rid: str, etag: str | None = None) -> None:
-        self.http.request("DELETE", f"{resource}/{rid}", headers=self._headers(etag), ok=(404,),
+        self.http.request("DELETE", f"{resource}/{seg(rid)}", headers=self._headers(etag), ok=(404,),
                           what=f"cannot delete {resource[:-1].lower()} {rid}")
 
     def get(self, resource: str, rid: str) -> dict[str, Any] | None:
         try:
-            return dict(self.http.get_json(f"{resource}/{rid}", what=f"cannot read {resource[:-1].lower()}"))
+            return dict(self.http.get_json(f"{resource}/{seg(rid)}", what=f"cannot read {resource[:-1].lower()}"))
         except NotFoundError:
             return None
 
