@@ -22,7 +22,7 @@ import pytest
 
 from reconciler.apply import apply_plan
 from reconciler.config.loader import load_config
-from reconciler.errors import ConfigError, StalePlanError
+from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.plan.model import Action, Plan
 from reconciler.providers.scim import ENTERPRISE, GROUP, USER, client_for
 from reconciler.saved import check_preconditions, load_saved_plan, write_saved_plan
@@ -415,3 +415,15 @@ def test_a_report_is_not_held_back_by_a_failed_update_of_their_manager(
         plan, failures = apply_once(cfg, attempts=1)
     assert list(failures) == ['scim.platform.user["alice@acme.io"]'], failures
     assert user(scim, "bob@acme.io")["name"]["givenName"] == "Bob"
+
+
+def test_two_live_groups_behind_one_address_are_a_plan_error_naming_both(
+        scim: ScimServer, write_config: WriteConfig) -> None:
+    """Two marked groups of one declared name (an older reconciler's two applies at once, another tool)
+    would be one update and one delete at the same address: refused, both ids named."""
+    a = scim_post(scim, "Groups", {"schemas": [GROUP], "displayName": "leads", "externalId": "reconciler:leads"})
+    b = scim_post(scim, "Groups", {"schemas": [GROUP], "displayName": "leads", "externalId": "reconciler:leads"})
+    cfg = write_config(scim.base_url, members=["a@acme.io"], teams=[{"name": "leads", "members": ["a@acme.io"]}])
+    with pytest.raises(PlanError, match=r'scim\.platform\.group\["leads"\] is 2 objects on the provider') as err:
+        plan_of(cfg)
+    assert a["id"] in str(err.value) and b["id"] in str(err.value)

@@ -208,7 +208,31 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                               id=gid, precondition=precondition(g, caps)))
     if p.authoritative:
         managed = len(live.users) + len(live.groups)
+    _one_change_per_address(changes, live)
     return ProviderPlan(changes, notes, protected, managed)
+
+
+def _one_change_per_address(changes: list[Change], live: LiveState) -> None:
+    """Two live objects behind one address (a userName in two cases on a server that tells them apart,
+    two groups of one name) would make two changes the summary and the audit log cannot tell apart:
+    the plan is refused, naming both ids, until one is renamed or removed on the provider."""
+    by_addr: dict[str, list[Change]] = {}
+    for c in changes:
+        by_addr.setdefault(c.address, []).append(c)
+    twins = {a: cs for a, cs in by_addr.items() if len(cs) > 1}
+    if not twins:
+        return
+    ids_of = {a: [c.id or "(new)" for c in cs] for a, cs in twins.items()}
+    for a in twins:  # the object the plan matched has no change of its own when it is up to date
+        kind = "group" if '.group["' in a else "user"
+        name = a.split('["', 1)[1][:-2]
+        for r in (live.groups if kind == "group" else live.users):
+            rname = str(r.get("displayName") if kind == "group" else str(r.get("userName", "")).lower())
+            if rname == name and str(r.get("id")) not in ids_of[a]:
+                ids_of[a].append(str(r.get("id")))
+    lines = [f"{a} is {len(ids)} objects on the provider (ids {', '.join(sorted(ids))})" for a, ids in ids_of.items()]
+    raise PlanError("two live objects have one address; rename or remove one on the provider, then plan "
+                    "again: " + "; ".join(sorted(lines)))
 
 
 def _twice(names: list[str]) -> list[str]:
