@@ -3,8 +3,8 @@
 Configs are read from libyaml's event stream (PyYAML's C parser): every event
 carries its position, nothing is ever constructed from a tag, and the events
 are assembled without recursion. On top of that this module refuses what a
-config file has no use for and an attacker does: tags, container aliases
-(billion laughs), very deep nesting, duplicate keys, huge files and bytes that
+config file has no use for and an attacker does: tags, aliases (billion
+laughs, and a huge scalar named thousands of times), very deep nesting, duplicate keys, huge files and bytes that
 are not UTF-8. (ruamel.yaml stays the tool for editing YAML in place, where
 comments must survive: usermaps resolve --write, import.)
 """
@@ -205,11 +205,13 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 stack.pop()
             elif isinstance(event, yaml.AliasEvent):
+                # every alias is refused: of a mapping or list it is a billion-laughs bomb, and of a scalar
+                # one megabyte of text named 5,000 times is five gigabytes once the config is read
                 target = anchors.get(event.anchor or "")
-                if isinstance(target, (dict, list)):
-                    fail(pos, "YAML aliases of mappings or lists are not allowed in config files")
-                    break
-                place(target, pos)
+                what = "mappings or lists" if isinstance(target, (dict, list)) else "values"
+                fail(pos, f"YAML aliases of {what} are not allowed in config files; write the value where it "
+                          f"is used (*{event.anchor})")
+                break
             elif isinstance(event, yaml.ScalarEvent):
                 value = _scalar(event, pos, fail)
                 if event.anchor:

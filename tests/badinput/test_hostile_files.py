@@ -86,9 +86,20 @@ def test_a_file_that_is_not_a_file_is_an_error_not_a_crash(tmp_path: Path) -> No
     assert code in (0, 1)
 
 
-def test_aliases_of_plain_values_are_fine(tmp_path: Path) -> None:
+def test_aliases_of_plain_values_are_refused_too(tmp_path: Path) -> None:
+    """A 1 MB value named 5,000 times validated and then took plan down with MemoryError."""
     f = tmp_path / "config.yaml"
     f.write_text("members:\n  - email: a@acme.io\n    department: &d Security\n"
                  "  - email: b@acme.io\n    department: *d\n")
-    config = load_config(f)
-    assert [m.department for m in config.members] == ["Security", "Security"]
+    with pytest.raises(ConfigError, match=r"config\.yaml:5:17: YAML aliases of values are not allowed in config "
+                                          r"files; write the value where it is used \(\*d\)"):
+        load_config(f)
+
+
+def test_a_huge_scalar_named_thousands_of_times_is_refused_at_once(tmp_path: Path) -> None:
+    f = tmp_path / "config.yaml"
+    big = "x" * 1_000_000
+    f.write_text(f"members:\n  - email: a@acme.io\n    title: &a {big}\n"
+                 "teams:\n  - name: t\n    members: [" + ", ".join(["*a"] * 5000) + "]\n")
+    with pytest.raises(ConfigError, match="aliases of values are not allowed"):
+        load_config(f)
