@@ -22,6 +22,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from reconciler.config.base import check_email
 from reconciler.config.loader import load_config
 from reconciler.config.models import ScimProvider
+from reconciler.config.yamlout import safe_for_reading
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.plan.model import Change
 from reconciler.providers import scim
@@ -91,9 +92,22 @@ def build(p: ScimProvider, users: list[dict[str, Any]], groups: list[dict[str, A
         email = str(u.get("userName", ""))
         if email.lower() not in valid:
             continue
-        out.members.append(_member(p, u, usernames, valid, out.notes))
+        out.members.append(_no_references(_member(p, u, usernames, valid, out.notes), out.notes))
     for g in sorted(groups, key=lambda g: str(g.get("displayName", ""))):
         out.teams.append(_team(p, g, usernames, valid, out.notes))
+    return out
+
+
+def _no_references(m: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """A live value holding ``${`` would read back as a secret reference, which a config refuses outside
+    credential fields: left out, with a note, so that the written config loads."""
+    out: dict[str, Any] = {}
+    for k, v in m.items():
+        if k != "email" and "${" in str(v):
+            notes.append(f"{m['email']}: {k} {str(v)[:60]!r} holds '${{', which a config reads as a secret "
+                         "reference; left out")
+            continue
+        out[k] = v
     return out
 
 
@@ -203,7 +217,7 @@ def render_yaml(kind: str, items: list[dict[str, Any]], provider: str, schema_ur
     if not items:
         buf.write(f"{kind}: []\n")
         return buf.getvalue()
-    _yaml().dump(_commented({kind: items}), buf)
+    _yaml().dump(safe_for_reading(_commented({kind: items})), buf)
     return buf.getvalue()
 
 

@@ -20,6 +20,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from reconciler.config.loader import load_config
 from reconciler.config.models import Config
+from reconciler.config.yamlout import quoted
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.usermaps.resolve import user_maps
 
@@ -95,13 +96,13 @@ def _edit(text: str, system: str, items: list[tuple[str, str]], new_maps: list[t
         for entry in seq:
             if str(entry.get("member", "")).lower() == email.lower():
                 idents = entry["identities"]
-                idents[system] = ident
+                idents[system] = quoted(ident)
                 break
     for email, ident in new_maps:
         entry = CommentedMap()
-        entry["member"] = email
+        entry["member"] = quoted(email)
         idents = CommentedMap()
-        idents[system] = ident
+        idents[system] = quoted(ident)
         entry["identities"] = idents
         seq.insert(_position(seq, email), entry)
     buf = io.StringIO()

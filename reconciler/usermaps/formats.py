@@ -28,6 +28,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from reconciler.config.base import NAME_PATTERN, check_email
 from reconciler.config.loader import did_you_mean
 from reconciler.config.models import Config
+from reconciler.config.yamlout import safe_for_reading
 from reconciler.errors import Diagnostic, ReconcilerError
 from reconciler.usermaps.checks import identity_problem
 from reconciler.usermaps.resolve import system_type, user_maps
@@ -422,7 +423,7 @@ def write_yaml(maps: list[PortableMap]) -> str:
     y.indent(mapping=2, sequence=4, offset=2)
     y.width = 4096
     buf = io.StringIO()
-    y.dump(root, buf)
+    y.dump(safe_for_reading(root), buf)
     return buf.getvalue()
 
 
