@@ -305,6 +305,19 @@ def write_connect_xml(maps: list[PortableMap], sources: dict[str, str], member_s
 
 # --- CSV --------------------------------------------------------------------------------------------------
 
+# A cell starting with one of these is a formula to a spreadsheet that opens the file (CSV injection):
+# written with a leading apostrophe, which read_csv takes off again.
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_out(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA) else value
+
+
+def _cell_in(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA) else value
+
+
 def write_csv(maps: list[PortableMap]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -312,7 +325,7 @@ def write_csv(maps: list[PortableMap]) -> str:
     for pm in maps:
         for system, ids in pm.identities.items():
             for ident in ids:
-                w.writerow((pm.member, system, ident))
+                w.writerow((_cell_out(pm.member), _cell_out(system), _cell_out(ident)))
     return buf.getvalue()
 
 
@@ -327,13 +340,14 @@ def read_csv(raw: bytes, file: str, config: Config | None = None) -> list[Portab
         raise MapFileError([Diagnostic(file, 1, 1, f"the first row must be the header {','.join(CSV_HEADER)}")])
     problems: list[Diagnostic] = []
     maps: dict[str, PortableMap] = {}
+    seen: set[tuple[str, str, str]] = set()  # (member, system, identity casefolded): a set, not a scan per row
     for n, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
         if len(row) != 3:
             problems.append(Diagnostic(file, n, 1, f"expected 3 columns ({','.join(CSV_HEADER)}), found {len(row)}"))
             continue
-        member, system, ident = (c.strip() for c in row)
+        member, system, ident = (_cell_in(c.strip()) for c in row)
         try:
             check_email(member)
         except ValueError as exc:
@@ -349,9 +363,11 @@ def read_csv(raw: bytes, file: str, config: Config | None = None) -> list[Portab
         if pm is None:
             pm = maps[member.lower()] = PortableMap(member, line=n, column=1)
         ids = pm.identities.setdefault(system, [])
-        if ident.casefold() in (i.casefold() for i in ids):
+        k = (member.lower(), system, ident.casefold())
+        if k in seen:
             problems.append(Diagnostic(file, n, 3, f"{system} identity '{ident}' of '{member}' is listed twice"))
             continue
+        seen.add(k)
         ids.append(ident)
         pm.at[(system, ident)] = (n, 3)
     out = list(maps.values())
