@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from reconciler.contract import Observer
 from reconciler.errors import ApplyError
-from reconciler.execute import ApplyResult, Outcome
+from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Outcome, interruptible
 from reconciler.plan.model import Change, Plan
 from reconciler.providers.registry import SYSTEMS
 from reconciler.session import Session
@@ -77,6 +78,26 @@ def _unapplied(c: Change, why: str, observer: Observer | None) -> Outcome:
     if observer is not None:
         observer(o)
     return o
+
+
+def apply_interruptibly(session: Session, plan: Plan, observer: Observer | None, audit: Any,
+                        say: Callable[[str], None]) -> ApplyResult:
+    """apply_plan where the first SIGINT/SIGTERM stops starting changes: the ones in flight finish, each
+    change not started ends "not started", and the audit log gets an ``interrupted`` record saying how
+    many ran and how many did not. ``interrupted(result)`` tells the caller (the CLI exits 130)."""
+    def first() -> None:
+        say("interrupted: finishing the changes in flight and starting no more (again to quit at once)")
+
+    with interruptible(first):
+        result = apply_plan(session, plan, observer)
+    if STOP.is_set():
+        skipped = sum(1 for o in result.outcomes if o.error == NOT_STARTED)
+        audit.write({"event": "interrupted", "ran": len(result.outcomes) - skipped, "not_started": skipped})
+    return result
+
+
+def interrupted(result: ApplyResult) -> bool:
+    return STOP.is_set()
 
 
 def failures_error(result: ApplyResult) -> ApplyError | None:

@@ -15,10 +15,11 @@ from typing import Any
 import click
 
 from reconciler import __version__
-from reconciler.apply import ApplyResult, apply_plan
+from reconciler.apply import ApplyResult, apply_interruptibly, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path, plan_digest
 from reconciler.cli_sandbox import sandbox
 from reconciler.clierrors import handle_errors
+from reconciler.cliout import echo_json, fanout, finish, observers, say
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
 from reconciler.execute import Outcome
@@ -26,7 +27,6 @@ from reconciler.plan.model import Plan
 from reconciler.providers._http import CallRecord
 from reconciler.providers.scim.system import plan_one as scim_plan_one
 from reconciler.render import RENDERERS
-from reconciler.render.json import plan_document
 from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
 from reconciler.render.text import PlanText, terminal_width
 from reconciler.saved import (
@@ -107,7 +107,7 @@ def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callabl
     if _log["level"] == "debug":
         sink = [] if sink is None else sink
         sink.insert(0, _debug_call)
-    return None if sink is None else _fanout(sink)  # a sink may be filled later (the audit log, once opened)
+    return None if sink is None else fanout(sink)  # a sink may be filled later (the audit log, once opened)
 
 
 config_arg = click.argument("config", type=click.Path(path_type=Path))
@@ -120,11 +120,6 @@ no_color_opt = click.option("--no-color", is_flag=True, help="Never colour the o
 
 json_opt = click.option("--json", "as_json", is_flag=True,
                         help="Print the result as one JSON document on stdout (and nothing else there).")
-JSON_FORMAT_VERSION = "1.0"
-
-
-def _echo_json(doc: dict[str, Any]) -> None:
-    click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
 
 
 @main.command()
@@ -137,11 +132,11 @@ def validate(config: Path, as_json: bool) -> None:
         try:
             cfg = load_config(config)
         except ConfigError as exc:
-            _echo_json({"valid": False, "problems": [
+            echo_json({"valid": False, "problems": [
                 {"file": d.file, "line": d.line, "column": d.column, "message": d.message, "text": str(d)}
                 for d in exc.diagnostics]})
             sys.exit(1)
-        _echo_json({"valid": True, "files": len(cfg.files), "providers": len(cfg.providers),
+        echo_json({"valid": True, "files": len(cfg.files), "providers": len(cfg.providers),
                     "members": len(cfg.members), "teams": len(cfg.teams)})
         return
     cfg = load_config(config)
@@ -234,7 +229,7 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
             click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
             if as_json:
-                _finish(ApplyResult(), p, as_json)
+                finish(ApplyResult(), p, as_json)
             return
         if not auto_approve:
             if not sys.stdin.isatty():
@@ -245,9 +240,10 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
-            result = apply_plan(session, p, observer=_observers(_progress(colour, as_json), audit.outcome))
+            result = apply_interruptibly(session, p, observers(_progress(colour, as_json), audit.outcome), audit,
+                                         say)
             audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result, p, as_json)
+    finish(result, p, as_json)
 
 
 def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool,
@@ -260,7 +256,7 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
     if not p.has_changes:
         check_config(saved, cfg)
         if as_json:
-            _finish(ApplyResult(), p, as_json)
+            finish(ApplyResult(), p, as_json)
         return
     sink: list[Callable[[CallRecord], None]] = []
     with Session(cfg, recorder=_recorder(sink)) as session, \
@@ -281,24 +277,10 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         for line in lines if not as_json else []:
             click.echo(line)
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
-        result = apply_plan(session, planned, observer=_observers(_progress(colour, as_json), audit.outcome))
+        result = apply_interruptibly(session, planned, observers(_progress(colour, as_json), audit.outcome), audit,
+                                     say)
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
-    _finish(result, p, as_json)
-
-
-def _fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
-    """A recorder that passes each call to whatever is in ``sink`` at that moment."""
-    def record(rec: CallRecord) -> None:
-        for f in sink:
-            f(rec)
-    return record
-
-
-def _observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
-    def all_of(o: Outcome) -> None:
-        for f in fns:
-            f(o)
-    return all_of
+    finish(result, p, as_json)
 
 
 def _progress(colour: bool, quiet: bool = False) -> Callable[[Outcome], None]:
@@ -310,19 +292,6 @@ def _progress(colour: bool, quiet: bool = False) -> Callable[[Outcome], None]:
             status = click.style(status, fg="green" if o.ok else "red")
         click.echo(redact(f"{o.change.address}: {o.change.action.value} {status} ({o.duration_ms:.0f} ms)"))
     return show
-
-
-def _finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:
-    if as_json and p is not None:
-        order = {c.address: i for i, c in enumerate(p.changes)}
-        outcomes = sorted(result.outcomes, key=lambda o: order.get(o.change.address, len(order)))
-        _echo_json({"ok": not result.failures, "plan": plan_document(p), "summary": result.summary(),
-                    "outcomes": [{"address": o.change.address, "action": o.change.action.value, "ok": o.ok,
-                                  "error": o.error, "duration_ms": round(o.duration_ms, 2)} for o in outcomes]})
-    else:
-        click.echo(result.summary())
-    if result.failures:
-        raise ApplyError(result.failures)
 
 
 @main.command()
@@ -342,7 +311,7 @@ def check(config: Path, as_json: bool) -> None:
     with Session(cfg, recorder=_recorder()) as session:
         results = session.check()
     if as_json:
-        _echo_json({"ok": all(r.ok for r in results), "systems": [
+        echo_json({"ok": all(r.ok for r in results), "systems": [
             {"name": r.provider, "ok": r.ok, "steps": [{"step": step, "ok": ok, "detail": text}
                                                        for step, ok, text in r.steps]} for r in results]})
         if not all(r.ok for r in results):

@@ -7,10 +7,13 @@ of stopping the steps that do not depend on it.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -51,7 +54,39 @@ class ApplyResult:
         return f"Apply complete: {done}" + (f"; {failed} failed." if failed else ".")
 
 
+# Set by the first SIGINT/SIGTERM of an apply (see interruptible): no change starts after it; the ones in
+# flight finish (each bounded by its request deadline), and every change not started is reported so.
+STOP = threading.Event()
+NOT_STARTED = "not started: the apply was interrupted"
+
+
+@contextmanager
+def interruptible(on_first: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run an apply so that the first SIGINT or SIGTERM stops starting changes (``on_first`` says so),
+    and a second ends the process at once (exit 130). Handlers are installed only in the main thread."""
+    STOP.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if STOP.is_set():
+            os._exit(130)  # the second signal: at once, as asked
+        STOP.set()
+        if on_first is not None:
+            on_first()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+
 def run_one(c: Change, step: Callable[[Change], Any]) -> Outcome:
+    if STOP.is_set():
+        return Outcome(c, False, NOT_STARTED)
     token = current_address.set(c.address)
     t0 = time.perf_counter()
     try:

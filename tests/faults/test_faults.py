@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.apply import apply_plan
 from reconciler.config.loader import load_config
 from reconciler.plan.model import Plan
@@ -259,3 +261,41 @@ def test_without_etags_a_stale_change_is_refused(scim: ScimServer, write_config:
     assert all("changed on the provider since the plan" in r for r in refused.values()), refused
     with scim.client() as c:
         assert {u.get("title") for u in c.get("Users").json()["Resources"]} == {"A"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_apply_stops_starting_changes_and_the_next_apply_converges(
+        scim: ScimServer, write_config: Callable[..., Path], tmp_path: Path, sig: signal.Signals) -> None:
+    """The first SIGINT/SIGTERM lets the changes in flight finish, starts no more, says what did not run
+    (audit log and stderr) and exits 130. Before, an apply of 40 changes ran all 40 after a Ctrl-C."""
+    members, teams = org(40, 4)
+    audit = tmp_path / "audit.jsonl"
+    env = {**os.environ, "SCIM_TOKEN": scim.token, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", "from reconciler.cli import main; main()", "apply", "--auto-approve", "--no-color",
+           "--audit-log", str(audit)]
+    with fault_proxy(scim.base_url, [Fault("delay", seconds=0.05, methods=("POST", "PATCH"))]) as proxy:
+        cfg = write_config(proxy.url, members=members, teams=teams, bulk="never", concurrency=2)
+        proc = subprocess.Popen([*cmd, str(cfg)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                if sum(1 for e in _audit(audit) if e.get("method") == "POST" and e.get("status") == 201
+                       and e.get("path", "").endswith("/Users")) >= 8:
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the apply ended before the signal"
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: finishing the changes in flight" in err and "change(s) not started" in err, err
+    (stop,) = [e for e in _audit(audit) if e["event"] == "interrupted"]
+    assert stop["not_started"] > 0 and stop["ran"] > 0
+    created, _ = server_state(scim)
+    assert len(created) < len(members)  # it did stop
+    direct = write_config(scim.base_url, members=members, teams=teams, folder="direct", bulk="never")
+    again = subprocess.run([*cmd, str(direct)], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert_exactly(scim, members, teams)

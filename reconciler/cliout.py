@@ -1,0 +1,62 @@
+"""What the CLI's commands share to report: one JSON document, recorders and observers fanned out, and the
+end of an apply (its summary, exit 1 on a failure, 130 when interrupted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from reconciler.apply import ApplyResult, interrupted
+from reconciler.errors import ApplyError
+from reconciler.execute import NOT_STARTED, Outcome
+from reconciler.plan.model import Plan
+from reconciler.providers._http import CallRecord
+from reconciler.render.json import plan_document
+from reconciler.secrets import redact
+
+# the version of the result documents validate, check and apply print with --json
+JSON_FORMAT_VERSION = "1.0"
+
+
+def echo_json(doc: dict[str, Any]) -> None:
+    click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
+
+
+def fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
+    """A recorder that passes each call to whatever is in ``sink`` at that moment."""
+    def record(rec: CallRecord) -> None:
+        for f in sink:
+            f(rec)
+    return record
+
+
+def observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
+    def all_of(o: Outcome) -> None:
+        for f in fns:
+            f(o)
+    return all_of
+
+
+def finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:
+    if as_json and p is not None:
+        order = {c.address: i for i, c in enumerate(p.changes)}
+        outcomes = sorted(result.outcomes, key=lambda o: order.get(o.change.address, len(order)))
+        echo_json({"ok": not result.failures, "plan": plan_document(p), "summary": result.summary(),
+                    "outcomes": [{"address": o.change.address, "action": o.change.action.value, "ok": o.ok,
+                                  "error": o.error, "duration_ms": round(o.duration_ms, 2)} for o in outcomes]})
+    else:
+        click.echo(result.summary())
+    if interrupted(result):
+        say(f"interrupted: {sum(o.error == NOT_STARTED for o in result.outcomes)} change(s) not started; "
+             "apply again to finish")
+        sys.exit(130)
+    if result.failures:
+        raise ApplyError(result.failures)
+
+
+def say(text: str) -> None:
+    click.echo(text, err=True)
