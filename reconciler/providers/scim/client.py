@@ -24,6 +24,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers._http import (
+    BasicAuth,
     BearerToken,
     Http,
     OAuth2ClientCredentials,
@@ -97,7 +98,7 @@ def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str 
         return BearerToken(resolve(a.token, where("token"), base_dir))
     if a.type == "basic":
         token = resolve(a.token, where("token"), base_dir)
-        return httpx.BasicAuth(a.username, token)
+        return BasicAuth(a.username, token)
     secret = resolve(a.client_secret, where("client_secret"), base_dir)
     return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
                                    transport=transport, timeout=p.timeout)
