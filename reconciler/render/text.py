@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from reconciler.plan.model import Action, Change, Plan
+from reconciler.render.escape import visible
 
 _COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DEACTIVATE: "red", Action.DELETE: "red",
             Action.REPLACE: "magenta"}
@@ -18,7 +19,7 @@ _VERBS = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in p
 
 def value(v: Any) -> str:
     """A value as the plan shows it (JSON literals, so true/false/null read the same everywhere)."""
-    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return visible(json.dumps(v, ensure_ascii=False, sort_keys=True))
 
 
 def list_delta(before: Any, after: Any) -> tuple[list[Any], list[Any]] | None:
@@ -36,27 +37,27 @@ class PlanText:
         return click.style(text, fg=_COLOURS[action], bold=bold) if self.colour else text
 
     def change_lines(self, c: Change) -> list[str]:
-        sym = c.action.symbol
-        lines = [f"  # {c.address} {_VERBS[c.action]}", "  " + self._c(f"{sym} {c.address}", c.action, True)]
+        sym, addr = c.action.symbol, visible(c.address)  # live data: escaped, one line
+        lines = [f"  # {addr} {_VERBS[c.action]}", "  " + self._c(f"{sym} {addr}", c.action, True)]
         if c.action is Action.CREATE:
             for k, v in (c.after or {}).items():
                 if v is not None and v != []:
-                    lines.append("      " + self._c("+", c.action) + f" {k}: {value(v)}")
+                    lines.append("      " + self._c("+", c.action) + f" {visible(k)}: {value(v)}")
         elif c.action is Action.DELETE:
             for k, v in (c.before or {}).items():
                 if v is not None and v != []:
-                    lines.append("      " + self._c("-", c.action) + f" {k}: {value(v)}")
+                    lines.append("      " + self._c("-", c.action) + f" {visible(k)}: {value(v)}")
         else:
             for d in c.diff:
                 delta = list_delta(d.before, d.after)
                 if delta is not None:
                     added, removed = delta
-                    lines.append(f"      ~ {d.path}:")
+                    lines.append(f"      ~ {visible(d.path)}:")
                     lines += ["          " + self._c("+", Action.CREATE) + f" {value(x)}" for x in added]
                     lines += ["          " + self._c("-", Action.DELETE) + f" {value(x)}" for x in removed]
                 else:
-                    lines.append(f"      ~ {d.path}: {value(d.before)} -> {value(d.after)}")
-        lines += [f"      note: {n}" for n in c.notes]
+                    lines.append(f"      ~ {visible(d.path)}: {value(d.before)} -> {value(d.after)}")
+        lines += [f"      note: {visible(n)}" for n in c.notes]
         return lines
 
     def render(self, plan: Plan) -> str:
@@ -69,8 +70,8 @@ class PlanText:
                 out.append("")
         if plan.notes or plan.protected:
             out.append("Notes:")
-            out += [f"  - {n}" for n in plan.notes]
-            out += [f"  - {a} is protected: not removed" for a in plan.protected]
+            out += [f"  - {visible(n)}" for n in plan.notes]
+            out += [f"  - {visible(a)} is protected: not removed" for a in plan.protected]
             out.append("")
         out.append(click.style(plan.summary(), bold=True) if self.colour else plan.summary())
         return "\n".join(out) + "\n"
