@@ -179,7 +179,8 @@ def _detail(r: httpx.Response) -> str:
         text = "; ".join(parts)
     elif r.text and "<html" not in r.text[:200].lower():
         text = r.text.strip().splitlines()[0] if r.text.strip() else ""
-    return redact(" ".join(text.split())[:300])  # one line, whatever the server sent
+    # redacted before it is cut or its spaces folded: a secret cut in half would no longer be recognised
+    return redact(" ".join(redact(text).split())[:300])  # one line, whatever the server sent
 
 
 def raise_for_status(r: httpx.Response, what: str = "request failed") -> None:

@@ -102,6 +102,6 @@ def bulk_error(o: dict[str, Any], status: int, resource: str, url: str) -> Provi
         cls = AuthError
     elif status == 404:
         cls = NotFoundError
-    return cls(what, "POST", url, status or None, detail=redact("; ".join(parts)[:300]))
+    return cls(what, "POST", url, status or None, detail=redact(redact("; ".join(parts))[:300]))
 
 
