@@ -74,13 +74,14 @@ def resolve(ref: str, field: str, base_dir: str | None = None) -> str:
     return value
 
 
-def remember(value: str) -> None:
+def remember(value: str, *, encoded_only: bool = False) -> None:
     """Register a value that must never appear in output, in every form it may travel or be echoed in:
     as is, base64 (a server decoding or re-encoding it), URL-encoded (a form body, a query), JSON- and
-    Python-escaped."""
+    Python-escaped. ``encoded_only``: the value as is is left readable (a header value such as
+    ``Bearer <token>``, whose secret part is registered itself and shows as ``Bearer ***``)."""
     if not value:
         return
-    forms = _forms(value)
+    forms = _forms(value, encoded_only)
     with _lock:
         _known.update(forms)
 
@@ -92,13 +93,13 @@ def remember_basic(user: str, secret: str) -> str:
     pair = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
     remember(f"{user}:{secret}")
     header = f"Basic {pair}"
-    remember(header)
+    remember(header, encoded_only=True)  # shows as 'Basic ***'
     return header
 
 
 def remember_header(header: str) -> str:
-    """Register a whole credential header value (``Bearer ...``) in every form; return it."""
-    remember(header)
+    """Register a whole credential header value (``Bearer ...``) in every encoded form; return it."""
+    remember(header, encoded_only=True)  # as is, it shows as 'Bearer ***'
     return header
 
 
@@ -109,12 +110,12 @@ def _encodings(s: str) -> set[str]:
             quote(s, safe=""), quote(s), quote_plus(s), quote_plus(s, safe="")}
 
 
-def _forms(value: str) -> set[str]:
+def _forms(value: str, encoded_only: bool = False) -> set[str]:
     raw = value.encode("utf-8")
     encoded = {base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")}
     encoded |= {e.rstrip("=") for e in encoded}
     out: set[str] = set()
-    for s in {value, *encoded}:
+    for s in encoded if encoded_only else {value, *encoded}:
         out |= _encodings(s)
     return {f for f in out if f}
 

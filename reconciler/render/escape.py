@@ -15,7 +15,8 @@ import unicodedata
 _ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 # What Markdown or HTML reads as markup: tags and entities, emphasis and strikethrough, code spans, links and
 # images, escapes, table cells, math. Addresses keep their dots, @, quotes, colons and slashes readable.
-_MARKUP = frozenset("&<>`*_[]\\~|!$")
+# Brackets stay (addresses read scim.p.user["a@b"]): without "(" no inline link or image can follow them.
+_MARKUP = frozenset("&<>`*_()\\~|!$")
 
 
 def _unsafe(ch: str) -> bool:
