@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from reconciler.config.hosts import check_allowed_hosts
 from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
@@ -32,6 +33,8 @@ class Session:
                  attempts: int = 5) -> None:
         self.config = config
         self.transports = transports or {}
+        # before any secret is resolved: a host outside RECONCILER_ALLOWED_HOSTS gets none of them
+        check_allowed_hosts(config, skip=self.transports)
         self.recorder = recorder
         self.sleep = sleep
         self.attempts = attempts

@@ -22,13 +22,28 @@ _EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL}
 
 
 def check_email(value: str) -> str:
-    if not _EMAIL.match(value):
+    # fullmatch: re's $ also matches before a final line break, which let "alice@acme.io\n" through
+    if not _EMAIL.fullmatch(value):
         raise ValueError(f"'{value}' is not a valid email address")
     return value
 
 
+def refuse_userinfo(value: str) -> None:
+    """A URL never carries a credential (``https://svc:pw@host``): it would be sent, printed and saved with
+    the URL. The message does not quote the URL, whose part before @ is the credential."""
+    try:
+        parts = urlsplit(value)
+        userinfo = parts.username is not None or parts.password is not None
+    except ValueError:
+        userinfo = "@" in value
+    if userinfo:
+        raise ValueError("a URL must not hold a user name or password before the host (user:password@host); "
+                         "credentials go in the auth settings as ${env:NAME} or ${file:PATH}")
+
+
 def check_http_url(value: str) -> str:
     """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
+    refuse_userinfo(value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"'{value}' is not an http(s) URL; write https://host/path")

@@ -19,6 +19,7 @@ import reconciler.integrations.checks  # noqa: F401  (registers the connection a
 import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fallback user checks)
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
+from reconciler.config.identifiers import unsafe_text  # (also registers the reserved-attribute check)
 from reconciler.config.models import Config, ConfigFile, Member, ScimProvider, Team
 from reconciler.config.yamlpos import Document, load, parse
 from reconciler.errors import ConfigError, Diagnostic
@@ -84,11 +85,15 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
     context = {"connection_types": _connection_types(docs)}
     for doc in docs:
         problems.extend(_reference_misuse(doc, doc.data, ()))
+        unsafe = unsafe_text(doc, doc.data)
         try:
             model = ConfigFile.model_validate(doc.data, context=context)
         except ValidationError as exc:
-            problems.extend(translate(exc, doc, ConfigFile))
+            found = translate(exc, doc, ConfigFile)
+            problems.extend(found)  # a value refused already is not reported twice
+            problems.extend(u for u in unsafe if (u.line, u.column) not in {(d.line, d.column) for d in found})
             continue
+        problems.extend(unsafe)
         _attach_origins(model, doc)
         parsed.append((doc, model))
     if problems:

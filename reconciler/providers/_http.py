@@ -28,7 +28,7 @@ from reconciler.errors import (
     ProviderError,
     ServerError,
 )
-from reconciler.secrets import redact, remember
+from reconciler.secrets import redact, remember, remember_basic, remember_header
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"reconciler/{__version__}"
@@ -69,6 +69,10 @@ def check_url(url: str, field: str = "base_url") -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProviderError(f"{field} {url!r} is not an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        # never quoted: the part before @ is a credential
+        raise ProviderError(f"{field} holds a user name or password before the host (user:password@host); "
+                            "credentials go in the auth settings as ${env:NAME}, never in a URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ProviderError(f"{field} {url!r} uses plain http; only https is allowed except to loopback "
                             "(127.0.0.1, localhost, ::1)")
@@ -77,7 +81,18 @@ def check_url(url: str, field: str = "base_url") -> None:
 class BearerToken(httpx.Auth):
     def __init__(self, token: str) -> None:
         remember(token)
-        self._header = f"Bearer {token}"
+        self._header = remember_header(f"Bearer {token}")
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+class BasicAuth(httpx.Auth):
+    """HTTP basic auth whose every derived form (``user:secret``, its base64, the header) is redacted."""
+
+    def __init__(self, user: str, secret: str) -> None:
+        self._header = remember_basic(user, secret)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = self._header
@@ -108,7 +123,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         if self.scope:
             data["scope"] = self.scope
         try:
-            with httpx.Client(transport=self._transport, verify=self._verify, timeout=self._timeout) as c:
+            with httpx.Client(transport=self._transport, verify=self._verify, timeout=self._timeout,
+                              trust_env=False, follow_redirects=False) as c:
                 r = c.post(self.token_url, data=data, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise ConnectError("cannot reach the OAuth token endpoint", "POST", self.token_url,
@@ -122,7 +138,8 @@ class OAuth2ClientCredentials(httpx.Auth):
         except (ValueError, KeyError, TypeError):
             raise AuthError("the OAuth token endpoint answered without an access_token", "POST",
                             self.token_url, r.status_code) from None
-        remember(token)
+        remember(token)  # whatever its length: the authorization server chose it
+        remember_header(f"Bearer {token}")
         self._token = token
         self._expires = time.monotonic() + max(float(body.get("expires_in", 3600)) - 60, 5)
         return token
@@ -163,7 +180,8 @@ def _detail(r: httpx.Response) -> str:
         text = "; ".join(parts)
     elif r.text and "<html" not in r.text[:200].lower():
         text = r.text.strip().splitlines()[0] if r.text.strip() else ""
-    return redact(" ".join(text.split())[:300])  # one line, whatever the server sent
+    # redacted before it is cut or its spaces folded: a secret cut in half would no longer be recognised
+    return redact(" ".join(redact(text).split())[:300])  # one line, whatever the server sent
 
 
 def raise_for_status(r: httpx.Response, what: str = "request failed") -> None:
@@ -304,7 +322,11 @@ def _connect_reason(exc: Exception) -> str:
 def build_client(base_url: str, *, auth: httpx.Auth | None, timeout: float, ca_bundle: str | None = None,
                  transport: httpx.BaseTransport | None = None, headers: dict[str, str] | None = None,
                  max_connections: int = 16) -> httpx.Client:
-    """An httpx.Client with TLS verified (optionally against a custom CA) and http only on loopback."""
+    """An httpx.Client with TLS verified (optionally against a custom CA) and http only on loopback.
+
+    The environment is not trusted (``trust_env=False``): HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY,
+    .netrc and SSL_CERT_FILE are ignored, so no proxy the config does not name sees a request (and its
+    credentials), and no credential reconciler was not given is sent."""
     if transport is None:
         check_url(base_url)
     verify: Any = True
@@ -318,7 +340,7 @@ def build_client(base_url: str, *, auth: httpx.Auth | None, timeout: float, ca_b
     h.update(headers or {})
     return httpx.Client(
         base_url=base_url.rstrip("/") + "/", auth=auth, timeout=timeout, verify=verify, transport=transport,
-        headers=h, follow_redirects=False,
+        headers=h, follow_redirects=False, trust_env=False,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )
 

@@ -40,7 +40,7 @@ from reconciler.execute import Outcome, run_changes
 from reconciler.integrations.models import Integration, JiraCloudConnection, JiraConnection, RedmineConnection
 from reconciler.plan.model import Action, AttributeChange, Change, Precondition
 from reconciler.plan.safety import check_removals
-from reconciler.providers._http import BearerToken, Http, build_client
+from reconciler.providers._http import BasicAuth, BearerToken, Http, build_client
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
@@ -301,7 +301,7 @@ def connect(conn: JiraConnection, *, transport: httpx.BaseTransport | None = Non
     auth: httpx.Auth
     if isinstance(conn, JiraCloudConnection):
         token = resolve(conn.api_token, f"{conn.locate('api_token')}: connections.{conn.name}.api_token", base_dir)
-        auth = httpx.BasicAuth(conn.email, token)
+        auth = BasicAuth(conn.email, token)
     else:
         auth = BearerToken(resolve(conn.token, f"{conn.locate('token')}: connections.{conn.name}.token", base_dir))
     client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=conn.ca_bundle, transport=transport,

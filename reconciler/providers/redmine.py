@@ -246,7 +246,7 @@ def _unprocessable(r: httpx.Response, what: str) -> ProviderError:
         errors = [str(e) for e in r.json().get("errors", [])]
     except (ValueError, AttributeError):
         errors = []
-    detail = redact("; ".join(errors)[:300])
+    detail = redact(redact("; ".join(errors))[:300])
     cls = ConflictError if any("already been taken" in e for e in errors) else ServerError
     return cls(what, r.request.method, redact(str(r.request.url.copy_with(query=None))), 422, detail)
 

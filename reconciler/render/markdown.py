@@ -12,6 +12,7 @@ import re
 from collections import Counter
 
 from reconciler.plan.model import SUMMARY_ORDER, Action, Change, Plan
+from reconciler.render.escape import markdown, visible
 from reconciler.render.text import list_delta, value
 
 GITHUB_LIMIT = 65_536
@@ -23,7 +24,8 @@ DEFAULT_HINT = "the full plan is in the workflow run's artifacts (plan.json; `re
 
 
 def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Live data as Markdown that renders as the characters it holds (no emphasis, link, tag, line break)."""
+    return markdown(s)
 
 
 def _fence(lines: list[str]) -> str:
@@ -34,17 +36,17 @@ def _fence(lines: list[str]) -> str:
 
 def diff_lines(c: Change) -> list[str]:
     if c.action is Action.CREATE:
-        return [f"+ {k}: {value(v)}" for k, v in (c.after or {}).items() if v is not None and v != []]
+        return [f"+ {visible(k)}: {value(v)}" for k, v in (c.after or {}).items() if v is not None and v != []]
     if c.action is Action.DELETE:
-        return [f"- {k}: {value(v)}" for k, v in (c.before or {}).items() if v is not None and v != []]
+        return [f"- {visible(k)}: {value(v)}" for k, v in (c.before or {}).items() if v is not None and v != []]
     out: list[str] = []
     for d in c.diff:
         delta = list_delta(d.before, d.after)
         if delta is not None:
-            out += [f"+ {d.path}: {value(x)}" for x in delta[0]]
-            out += [f"- {d.path}: {value(x)}" for x in delta[1]]
+            out += [f"+ {visible(d.path)}: {value(x)}" for x in delta[0]]
+            out += [f"- {visible(d.path)}: {value(x)}" for x in delta[1]]
         else:
-            out += [f"- {d.path}: {value(d.before)}", f"+ {d.path}: {value(d.after)}"]
+            out += [f"- {visible(d.path)}: {value(d.before)}", f"+ {visible(d.path)}: {value(d.after)}"]
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from reconciler.plan.model import Action, Change, Plan
+from reconciler.render.escape import visible
 
 _COLOURS = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.DEACTIVATE: "red", Action.DELETE: "red",
             Action.REPLACE: "magenta"}
@@ -28,7 +29,7 @@ _VERBS = {Action.CREATE: "will be created", Action.UPDATE: "will be updated in p
 
 def value(v: Any) -> str:
     """A value as the plan shows it (JSON literals, so true/false/null read the same everywhere)."""
-    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+    return visible(json.dumps(v, ensure_ascii=False, sort_keys=True))
 
 
 MIN_WIDTH = 40
@@ -55,8 +56,8 @@ def fit(prefix: str, v: Any, width: int | None, suffix: str = "") -> list[str]:
         return [one]
     indent = " " * (len(prefix) - len(prefix.lstrip()))
     inner = indent + "    "
-    items: list[tuple[str, Any]] = ([(inner + json.dumps(k, ensure_ascii=False) + ": ", v[k]) for k in sorted(v)]
-                                    if isinstance(v, dict) else [(inner, x) for x in v])
+    items: list[tuple[str, Any]] = ([(inner + visible(json.dumps(k, ensure_ascii=False)) + ": ", v[k])
+                                     for k in sorted(v)] if isinstance(v, dict) else [(inner, x) for x in v])
     lines = [prefix + ("{" if isinstance(v, dict) else "[")]
     for i, (p, x) in enumerate(items):
         lines += fit(p, x, width, "," if i < len(items) - 1 else "")
@@ -103,37 +104,38 @@ class PlanText:
         return click.style(text, fg=_COLOURS[action], bold=bold) if self.colour else text
 
     def change_lines(self, c: Change) -> list[str]:
-        sym = c.action.symbol
-        header = f"  # {c.address} {_VERBS[c.action]}"
+        sym, addr = c.action.symbol, visible(c.address)  # live data: escaped, one line
+        header = f"  # {addr} {_VERBS[c.action]}"
         if self.width is not None and len(header) > self.width:
-            header = f"  # {c.address}\n  #   {_VERBS[c.action]}"
-        lines = [header, "  " + self._c(f"{sym} {c.address}", c.action, True)]
+            header = f"  # {addr}\n  #   {_VERBS[c.action]}"
+        lines = [header, "  " + self._c(f"{sym} {addr}", c.action, True)]
         w = self.width
         if c.action is Action.CREATE:
             for k, v in (c.after or {}).items():
                 if v is not None and v != []:
-                    lines += self._sym(fit(f"      + {k}: ", v, w), 6, "+", c.action)
+                    lines += self._sym(fit(f"      + {visible(k)}: ", v, w), 6, "+", c.action)
         elif c.action is Action.DELETE:
             for k, v in (c.before or {}).items():
                 if v is not None and v != []:
-                    lines += self._sym(fit(f"      - {k}: ", v, w), 6, "-", c.action)
+                    lines += self._sym(fit(f"      - {visible(k)}: ", v, w), 6, "-", c.action)
         else:
             for d in c.diff:
                 delta = list_delta(d.before, d.after)
                 if delta is not None:
                     added, removed = delta
-                    lines.append(f"      ~ {d.path}:")
+                    lines.append(f"      ~ {visible(d.path)}:")
                     for x in added:
                         lines += self._sym(fit("          + ", x, w), 10, "+", Action.CREATE)
                     for x in removed:
                         lines += self._sym(fit("          - ", x, w), 10, "-", Action.DELETE)
-                elif w is not None and len(f"      ~ {d.path}: {value(d.before)} -> {value(d.after)}") > w:
-                    lines += fit(f"      ~ {d.path}: ", d.before, w, " ->")
+                elif w is not None and len(f"      ~ {visible(d.path)}: {value(d.before)} -> "
+                                           f"{value(d.after)}") > w:
+                    lines += fit(f"      ~ {visible(d.path)}: ", d.before, w, " ->")
                     lines += fit("          ", d.after, w)
                 else:
-                    lines.append(f"      ~ {d.path}: {value(d.before)} -> {value(d.after)}")
+                    lines.append(f"      ~ {visible(d.path)}: {value(d.before)} -> {value(d.after)}")
         for n in c.notes:
-            lines += wrap(f"note: {n}", w, "      ", "            ")
+            lines += wrap(f"note: {visible(n)}", w, "      ", "            ")
         return lines
 
     def _sym(self, lines: list[str], at: int, sym: str, action: Action) -> list[str]:
@@ -163,7 +165,7 @@ class PlanText:
         if notes:
             out.append("Notes:")
             for n in notes:
-                out += wrap(n, self.width, "  - ", "    ")
+                out += wrap(visible(n), self.width, "  - ", "    ")
             out.append("")
         summary = "\n".join(wrap_at_commas(plan.summary(), self.width))
         out.append(click.style(summary, bold=True) if self.colour else summary)

@@ -20,14 +20,12 @@ from reconciler.providers.scim.attributes import (
     user_body,
     user_ops,
 )
-from reconciler.providers.scim.bulk import bulk_chunks
+from reconciler.providers.scim.bulk import Adopted, BulkResult, bulk_chunks
 from reconciler.providers.scim.client import (
     ENTERPRISE,
     GROUP,
     PATCH_OP,
     USER,
-    Adopted,
-    BulkResult,
     Capabilities,
     LiveState,
     ScimClient,

@@ -18,7 +18,8 @@ from reconciler.execute import ApplyResult, Outcome, Workers
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
-from reconciler.providers.scim.client import GROUP, Adopted, BulkResult, ScimClient
+from reconciler.providers.scim.bulk import Adopted, BulkResult
+from reconciler.providers.scim.client import GROUP, ScimClient
 from reconciler.secrets import redact
 
 Observer = Callable[[Outcome], None]

@@ -18,6 +18,22 @@ from reconciler.secrets import redact
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
+
+@dataclass
+class Adopted:
+    """A create that found its object already there: the live object, to write the desired state onto."""
+
+    resource: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.resource["id"])
+
+
+# what a Bulk create gives each bulkId: the new id, the object found already there, or the error
+BulkResult = str | Adopted | ProviderError
+
+
 BULK_MAX_OPERATIONS = 1000  # even where a provider allows more: an answer per 1,000 keeps memory flat
 BULK_DEFAULT_OPERATIONS = 100  # a provider that supports Bulk but advertises no limit
 BULK_DEFAULT_PAYLOAD = 1_048_576
@@ -102,6 +118,6 @@ def bulk_error(o: dict[str, Any], status: int, resource: str, url: str) -> Provi
         cls = AuthError
     elif status == 404:
         cls = NotFoundError
-    return cls(what, "POST", url, status or None, detail=redact("; ".join(parts)[:300]))
+    return cls(what, "POST", url, status or None, detail=redact(redact("; ".join(parts))[:300]))
 
 

@@ -24,6 +24,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers._http import (
+    BasicAuth,
     BearerToken,
     Http,
     OAuth2ClientCredentials,
@@ -38,7 +39,9 @@ from reconciler.providers.scim.bulk import (
     BULK_DEFAULT_PAYLOAD,
     BULK_MAX_OPERATIONS,
     LOST,
+    Adopted,
     BulkChunk,
+    BulkResult,
     bulk_chunks,
     bulk_error,
     bulk_id_of,
@@ -99,7 +102,7 @@ def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str 
         return BearerToken(resolve(a.token, where("token"), base_dir))
     if a.type == "basic":
         token = resolve(a.token, where("token"), base_dir)
-        return httpx.BasicAuth(a.username, token)
+        return BasicAuth(a.username, token)
     secret = resolve(a.client_secret, where("client_secret"), base_dir)
     return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
                                    transport=transport, timeout=p.timeout)
@@ -466,19 +469,6 @@ class _Found:
     resource: dict[str, Any]
 
 
-@dataclass
-class Adopted:
-    """A create that found its object already there: the live object, to write the desired state onto."""
-
-    resource: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        return str(self.resource["id"])
-
-
-# what a Bulk create gives each bulkId: the new id, the object found already there, or the error
-BulkResult = str | Adopted | ProviderError
 
 
 def _wrap(found: dict[str, Any] | None) -> _Found | None:

@@ -15,6 +15,7 @@ from reconciler.errors import (
     PlanError,
 )
 from reconciler.plan.model import Action, AttributeChange, Change
+from reconciler.plan.safety import inactive
 from reconciler.providers.scim.attributes import (
     address,
     attribute_diff,
@@ -93,9 +94,9 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         diff = attribute_diff(want, have)
         if not diff:
             continue
-        action = Action.UPDATE
-        if [d.path for d in diff] == ["active"] or (have.get("active") and want["active"] is False):
-            action = Action.DEACTIVATE if want["active"] is False else Action.UPDATE
+        # labelled by effect: whatever spells it, an active account left inactive is deactivated
+        deactivates = inactive(want.get("active")) and not inactive(have.get("active"))
+        action = Action.DEACTIVATE if deactivates else Action.UPDATE
         if action is Action.DEACTIVATE and m.protect:
             raise PlanError(f"{addr} is protected (protect: true) but the config deactivates it; "
                             "remove protect first")

@@ -21,7 +21,7 @@ from reconciler.contract import Check, CheckResult, Observer, SystemPlan
 from reconciler.errors import PlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import AttributeChange, Change
-from reconciler.plan.safety import check_removals
+from reconciler.plan.safety import check_protected, check_removals
 from reconciler.providers.scim import attributes
 from reconciler.providers.scim.apply import ScimApplier
 from reconciler.providers.scim.attributes import address
@@ -55,6 +55,9 @@ class ScimSystem:
             out.changes += pp.changes
             out.notes += pp.notes
             out.protected += pp.protected
+            # protect holds whatever path a removal took, targeted or not
+            check_protected(p.name, pp.changes, [*p.protect, *(m.key for m in session.config.members_for(p.name)
+                                                                if m.protect)])
             if not session.targets:
                 check_removals(p.name, pp.changes, pp.managed, p.max_removals, p.max_removal_percent,
                                session.allow_removals)
