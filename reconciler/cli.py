@@ -19,11 +19,11 @@ from reconciler.apply import ApplyResult, apply_interruptibly, apply_plan
 from reconciler.audit import DEFAULT_PATH, AuditLog, default_path, plan_digest
 from reconciler.cli_sandbox import sandbox
 from reconciler.clierrors import handle_errors
-from reconciler.cliout import echo_json, fanout, finish, observers, say
+from reconciler.cliout import echo_json, finish, say
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
-from reconciler.execute import Outcome
 from reconciler.plan.model import Plan
+from reconciler.progress import Progress, debug_line, fanout, observers, outcome_lines, progress_mode
 from reconciler.providers._http import CallRecord
 from reconciler.providers.scim.system import plan_one as scim_plan_one
 from reconciler.render import RENDERERS
@@ -94,19 +94,12 @@ def log_opts(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Same as --log-level debug.")(f)
 
 
-def _debug_call(rec: CallRecord) -> None:
-    outcome = str(rec.status) if rec.status is not None else (rec.error or "no answer")
-    retry = f", attempt {rec.attempt}" if rec.attempt > 1 else ""
-    where = f" {rec.address}" if rec.address else ""
-    click.echo(redact(f"debug: {rec.method} {rec.url or rec.path} -> {outcome} ({rec.duration_ms:.0f} ms{retry}) "
-                      f"[{rec.provider}{where}]"), err=True)
-
-
 def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callable[[CallRecord], None] | None:
-    """The Session's recorder: the callables in ``sink`` (audit log), and with --log-level debug a line per call."""
+    """The Session's recorder: the callables in ``sink`` (progress, audit log), and with --log-level debug a
+    line per call."""
     if _log["level"] == "debug":
         sink = [] if sink is None else sink
-        sink.insert(0, _debug_call)
+        sink.insert(0, lambda rec: click.echo(debug_line(rec), err=True))
     return None if sink is None else fanout(sink)  # a sink may be filled later (the audit log, once opened)
 
 
@@ -164,8 +157,10 @@ def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt
          out: Path | None, drift_base: str | None, details_url: str | None, no_color: bool) -> None:
     """Read the live systems and show what apply would change. Changes nothing (but --out FILE)."""
     cfg = load_config(config)
-    with Session(cfg, recorder=_recorder()) as session:
-        p = session.plan(targets=list(targets), allow_removals=allow_removals)
+    progress = Progress(progress_mode(quiet=fmt == "json"))
+    with Session(cfg, recorder=_recorder([progress.record])) as session:
+        with progress.reading():
+            p = session.plan(targets=list(targets), allow_removals=allow_removals)
         if out is not None:
             write_saved_plan(out, p, cfg.root, session)
     drift = drift_base is not None and is_drift(drift_base, cfg)
@@ -222,9 +217,11 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
     if config_dir is not None:
         raise click.UsageError(f"--config is for applying a saved plan, but {config} is not one")
     cfg = load_config(config)
-    sink: list[Callable[[CallRecord], None]] = []
+    progress = Progress(progress_mode(quiet=as_json))
+    sink: list[Callable[[CallRecord], None]] = [progress.record]
     with Session(cfg, recorder=_recorder(sink)) as session:
-        p = session.plan(targets=list(targets), allow_removals=allow_removals)
+        with progress.reading():
+            p = session.plan(targets=list(targets), allow_removals=allow_removals)
         if not as_json:
             click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
         if not p.has_changes:
@@ -240,8 +237,9 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
                       actions={c.address: c.action.value for c in p.changes}) as audit:
             sink.append(audit.record)
             audit.write({"event": "apply-start", "changes": len(p.changes), "summary": p.summary()})
-            result = apply_interruptibly(session, p, observers(_progress(colour, as_json), audit.outcome), audit,
-                                         say)
+            with progress.applying(len(p.changes)):
+                result = apply_interruptibly(session, p, observers(outcome_lines(colour, as_json), audit.outcome,
+                                                                   progress.outcome), audit, say)
             audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
     finish(result, p, as_json)
 
@@ -258,15 +256,17 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         if as_json:
             finish(ApplyResult(), p, as_json)
         return
-    sink: list[Callable[[CallRecord], None]] = []
+    progress = Progress(progress_mode(quiet=as_json))
+    sink: list[Callable[[CallRecord], None]] = [progress.record]
     with Session(cfg, recorder=_recorder(sink)) as session, \
             AuditLog(audit_log or default_path(), commit=p.commit, plan_digest=plan_digest(p),
                      actions={c.address: c.action.value for c in p.changes}) as audit:
         sink.append(audit.record)
         try:
             check_config(saved, cfg)
-            checks = check_preconditions(session, saved)
-            planned = verify(session, saved)
+            with progress.reading():
+                checks = check_preconditions(session, saved)
+                planned = verify(session, saved)
         except (StalePlanError, PlanError) as exc:
             audit.write({"event": "apply-refused", "plan": str(path), "reason": str(exc)})
             raise
@@ -277,21 +277,11 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
         for line in lines if not as_json else []:
             click.echo(line)
         audit.write({"event": "apply-start", "plan": str(path), "changes": len(p.changes), "summary": p.summary()})
-        result = apply_interruptibly(session, planned, observers(_progress(colour, as_json), audit.outcome), audit,
-                                     say)
+        with progress.applying(len(planned.changes)):
+            result = apply_interruptibly(session, planned, observers(outcome_lines(colour, as_json), audit.outcome,
+                                                                     progress.outcome), audit, say)
         audit.write({"event": "apply-end", "summary": result.summary(), "failed": len(result.failures)})
     finish(result, p, as_json)
-
-
-def _progress(colour: bool, quiet: bool = False) -> Callable[[Outcome], None]:
-    def show(o: Outcome) -> None:
-        if quiet:
-            return
-        status = "done" if o.ok else f"FAILED: {o.error}"
-        if colour:
-            status = click.style(status, fg="green" if o.ok else "red")
-        click.echo(redact(f"{o.change.address}: {o.change.action.value} {status} ({o.duration_ms:.0f} ms)"))
-    return show
 
 
 @main.command()
@@ -420,7 +410,8 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
         raise click.UsageError("--adopt needs the imported files in the config itself (leave out --out, or "
                                "copy the provider declaration into DIR and import again)")
     check_overwrite(target, force)
-    with Session(cfg, recorder=_recorder()) as session:
+    progress = Progress(progress_mode())
+    with Session(cfg, recorder=_recorder([progress.record])) as session, progress.reading():
         imported = import_provider(session, provider_name)
     for path in write_files(imported, target, force=force, schema_url=schema_url or SCHEMA_URL):
         click.echo(f"wrote {path}")

@@ -1,20 +1,18 @@
-"""What the CLI's commands share to report: one JSON document, recorders and observers fanned out, and the
-end of an apply (its summary, exit 1 on a failure, 130 when interrupted)."""
+"""What the CLI's commands share to report: one JSON document, and the end of an apply (its summary, exit 1
+on a failure, 130 when interrupted). Recorders and observers are fanned out by ``progress``."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from reconciler.apply import ApplyResult, interrupted
 from reconciler.errors import ApplyError
-from reconciler.execute import NOT_STARTED, Outcome
+from reconciler.execute import NOT_STARTED
 from reconciler.plan.model import Plan
-from reconciler.providers._http import CallRecord
 from reconciler.render.json import plan_document
 from reconciler.secrets import redact
 
@@ -24,21 +22,6 @@ JSON_FORMAT_VERSION = "1.0"
 
 def echo_json(doc: dict[str, Any]) -> None:
     click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
-
-
-def fanout(sink: list[Callable[[CallRecord], None]]) -> Callable[[CallRecord], None]:
-    """A recorder that passes each call to whatever is in ``sink`` at that moment."""
-    def record(rec: CallRecord) -> None:
-        for f in sink:
-            f(rec)
-    return record
-
-
-def observers(*fns: Callable[[Outcome], None]) -> Callable[[Outcome], None]:
-    def all_of(o: Outcome) -> None:
-        for f in fns:
-            f(o)
-    return all_of
 
 
 def finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:

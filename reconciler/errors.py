@@ -40,6 +40,9 @@ class Diagnostic:
     line: int
     column: int
     message: str
+    # (kind, key) when the problem is that no valid item of that kind has that key ("unknown member ..."):
+    # the loader leaves it out when such an item was declared but failed validation, already reported
+    refers: tuple[str, str] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         # one line per problem, whatever the offending value holds (a quoted "\n" in YAML ...)

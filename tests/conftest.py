@@ -40,6 +40,13 @@ def no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_progress_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read or an apply over a second prints progress lines to stderr (reconciler/progress.py); a test
+    slowed by a busy machine would see them in its output. tests/integration/test_progress.py sets its own."""
+    monkeypatch.setenv("RECONCILER_PROGRESS", "off")
+
+
+@pytest.fixture(autouse=True)
 def leaves_nothing_in_the_checkout() -> Iterator[None]:
     before = checkout_entries()
     yield

@@ -20,7 +20,8 @@ import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fal
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.identifiers import unsafe_text  # (also registers the reserved-attribute check)
-from reconciler.config.models import Config, ConfigFile, Member, ScimProvider, Team
+from reconciler.config.models import Config, ConfigFile
+from reconciler.config.partial import Dropped, keep_valid
 from reconciler.config.yamlpos import Document, load, parse
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.secrets import CREDENTIAL_FIELDS
@@ -83,26 +84,35 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
     # Validation may depend on other files: an integration's project is spelled as its connection's
     # tracker spells projects (Jira key SEC, Redmine identifier sec), and the connection may be elsewhere.
     context = {"connection_types": _connection_types(docs)}
+    unreadable = bool(problems)  # a file that is not YAML: what it declares is unknown
+    dropped = Dropped()  # the keys of items that failed validation; the other items are kept and cross-checked
     for doc in docs:
         problems.extend(_reference_misuse(doc, doc.data, ()))
         unsafe = unsafe_text(doc, doc.data)
+        index: dict[str, list[int]] | None = None
         try:
             model = ConfigFile.model_validate(doc.data, context=context)
         except ValidationError as exc:
             found = translate(exc, doc, ConfigFile)
             problems.extend(found)  # a value refused already is not reported twice
             problems.extend(u for u in unsafe if (u.line, u.column) not in {(d.line, d.column) for d in found})
-            continue
-        problems.extend(unsafe)
-        _attach_origins(model, doc)
+            kept = keep_valid(doc.data, exc, lambda d: ConfigFile.model_validate(d, context=context),
+                              ConfigFile.model_fields, dropped)
+            if kept is None:
+                continue
+            model, index = kept
+        else:
+            problems.extend(unsafe)
+        _attach_origins(model, doc, index)
         parsed.append((doc, model))
-    if problems:
+    if unreadable:
         raise ConfigError(problems)
 
+    # the cross-checks run on what parsed, in the same pass, less what only a dropped item explains
     config = Config.merge(str(root), [_display(f) for f in files], digest.hexdigest(), [m for _, m in parsed])
-    problems.extend(cross_check(config))
+    problems.extend(dropped.filter(cross_check(config)))
     for check in CHECKS:
-        problems.extend(check(config))
+        problems.extend(dropped.filter(check(config)))
     if problems:
         raise ConfigError(problems)
     return config
@@ -126,9 +136,10 @@ def _display(f: Path) -> str:
         return str(f)
 
 
-def _diag(item: Item, field: str | None, message: str, *, key: bool = False) -> Diagnostic:
+def _diag(item: Item, field: str | None, message: str, *, key: bool = False,
+          refers: tuple[str, str] | None = None) -> Diagnostic:
     file, line, col = item.where(field, key=key)
-    return Diagnostic(file, line, col, message)
+    return Diagnostic(file, line, col, message, refers)
 
 
 def cross_check(config: Config) -> list[Diagnostic]:
@@ -142,13 +153,13 @@ def cross_check(config: Config) -> list[Diagnostic]:
         if m.manager is not None:
             if m.manager.lower() not in emails:
                 out.append(_diag(m, "manager", f"member '{m.email}' names unknown manager '{m.manager}'"
-                                 + did_you_mean(m.manager.lower(), emails)))
+                                 + did_you_mean(m.manager.lower(), emails), refers=("members", m.manager)))
             elif m.manager.lower() == m.key:
                 out.append(_diag(m, "manager", f"member '{m.email}' cannot be their own manager"))
         for p in m.providers or []:
             if p not in provider_names:
                 out.append(_diag(m, "providers", f"member '{m.email}' names unknown provider '{p}'"
-                                 + did_you_mean(p, provider_names)))
+                                 + did_you_mean(p, provider_names), refers=("providers", p)))
     out += _manager_cycles(config.members)
     out += _previous_names(config.teams)
     for t in config.teams:
@@ -157,7 +168,7 @@ def cross_check(config: Config) -> list[Diagnostic]:
             if e.lower() not in emails:
                 file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
                 out.append(Diagnostic(file, line, col, f"team '{t.name}' lists unknown member '{e}'"
-                                      + did_you_mean(e.lower(), emails)))
+                                      + did_you_mean(e.lower(), emails), ("members", e)))
             elif e.lower() in seen:
                 file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
                 out.append(Diagnostic(file, line, col, f"team '{t.name}' lists member '{e}' twice"))
@@ -165,7 +176,7 @@ def cross_check(config: Config) -> list[Diagnostic]:
         for p in t.providers or []:
             if p not in provider_names:
                 out.append(_diag(t, "providers", f"team '{t.name}' names unknown provider '{p}'"
-                                 + did_you_mean(p, provider_names)))
+                                 + did_you_mean(p, provider_names), refers=("providers", p)))
     return out
 
 
@@ -230,12 +241,15 @@ def _unique(items: list[Any], key: Callable[[Any], str], kind: str, field: str) 
 
 # --- positions -------------------------------------------------------------
 
-def _attach_origins(model: ConfigFile, doc: Document) -> None:
+def _attach_origins(model: ConfigFile, doc: Document, index: dict[str, list[int]] | None = None) -> None:
+    """``index``: per kind, the position in the YAML list of each item of the model (items were dropped)."""
     # one pass over the positions, grouped by item: per-item scans would be quadratic in the file size
     values = _by_item(doc.values)
     keys = _by_item(doc.keys)
     for kind in type(model).model_fields:
-        for i, item in enumerate(getattr(model, kind)):
+        at = (index or {}).get(kind)
+        for n, item in enumerate(getattr(model, kind)):
+            i = at[n] if at is not None else n
             if isinstance(item, Item):
                 item._origin = _origin(doc, (kind, i), values.get((kind, i), {}), keys.get((kind, i), {}))
 
@@ -483,5 +497,3 @@ def _is_tag(tp: Any, part: str) -> bool:
                 return True
     return False
 
-
-__all__ = ["load_config", "did_you_mean", "CHECKS", "Member", "Team", "ScimProvider"]

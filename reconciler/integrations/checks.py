@@ -25,9 +25,10 @@ def integrations(config: Config) -> list[Integration]:
     return list(config.integrations)
 
 
-def _diag(item: Item, field: str | None, message: str, *, key: bool = False) -> Diagnostic:
+def _diag(item: Item, field: str | None, message: str, *, key: bool = False,
+          refers: tuple[str, str] | None = None) -> Diagnostic:
     file, line, col = item.where(field, key=key)
-    return Diagnostic(file, line, col, message)
+    return Diagnostic(file, line, col, message, refers)
 
 
 def check_integrations(config: Config) -> list[Diagnostic]:
@@ -56,13 +57,13 @@ def check_integrations(config: Config) -> list[Diagnostic]:
         if i.connection not in by_name:
             hint = did_you_mean(i.connection, by_name) if by_name else "; declare it under 'connections:'"
             out.append(_diag(i, "connection", f"integration '{i.name}' names unknown connection "
-                                              f"'{i.connection}'{hint}"))
+                                              f"'{i.connection}'{hint}", refers=("connections", i.connection)))
         out += _check_labels(i)
         for team in i.team_roles:
             if team not in teams:
                 hint = did_you_mean(team, teams) if teams else "; no teams are declared"
                 out.append(_diag(i, f"team_roles.{team}", f"integration '{i.name}' grants a role to unknown "
-                                                         f"team '{team}'{hint}", key=True))
+                                                         f"team '{team}'{hint}", key=True, refers=("teams", team)))
         for team, role in i.team_roles.items():
             if not role.strip():
                 out.append(_diag(i, f"team_roles.{team}", f"integration '{i.name}': the role for team "
@@ -91,7 +92,7 @@ def _check_connection_kinds(config: Config, by_name: dict[str, Any], teams: set[
         for n, name in enumerate(getattr(c, "teams", None) or []):
             if name not in teams:
                 out.append(_diag(c, f"teams[{n}]", f"connection '{c.name}' lists unknown team '{name}'"
-                                 + did_you_mean(name, teams)))
+                                 + did_you_mean(name, teams), refers=("teams", name)))
     for i in integrations(config):
         unsupported: dict[str, str] = getattr(by_name.get(i.connection), "UNSUPPORTED", {})
         for key, why in unsupported.items():

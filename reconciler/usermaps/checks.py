@@ -83,12 +83,13 @@ def _misspelt(config: Config, where: tuple[str, int, int], system: str) -> Diagn
     if near is None:
         return None
     return Diagnostic(*where, f"system '{system}' is not a connection; did you mean '{near}'? (a free-form "
-                              "system name this close to a connection's name is taken for a typo)")
+                              "system name this close to a connection's name is taken for a typo)",
+                      ("connections", system))
 
 
-def _diag(item: Item, field: str | None, message: str) -> Diagnostic:
+def _diag(item: Item, field: str | None, message: str, refers: tuple[str, str] | None = None) -> Diagnostic:
     f, line, col = item.where(field)
-    return Diagnostic(f, line, col, message)
+    return Diagnostic(f, line, col, message, refers)
 
 
 def check_user_maps(config: Config) -> list[Diagnostic]:
@@ -100,7 +101,7 @@ def check_user_maps(config: Config) -> list[Diagnostic]:
     for um in user_maps(config):
         if um.key not in members:
             out.append(_diag(um, "member", f"user map names unknown member '{um.member}'"
-                             + did_you_mean(um.key, members)))
+                             + did_you_mean(um.key, members), ("members", um.member)))
         if um.key in first_map:
             out.append(_diag(um, "member", f"member '{um.member}' has a second user map; the first is at "
                              f"{first_map[um.key].locate('member')} (list all identities in one map)"))
@@ -144,13 +145,14 @@ def check_fallback_users(config: Config) -> list[Diagnostic]:
         key = fb.member.lower()
         if key not in members:
             out.append(_diag(fb, "member", f"fallback user names unknown member '{fb.member}'"
-                             + did_you_mean(key, members)))
+                             + did_you_mean(key, members), ("members", fb.member)))
         elif not (maps.get(key) and maps[key].ids(fb.system)):
             systems = sorted(maps[key].identities) if key in maps else []
             mapped = f"; '{fb.member}' is mapped in: {', '.join(systems)}" if systems else \
                 f"; '{fb.member}' has no user map"
             out.append(_diag(fb, "member", f"fallback user '{fb.member}' has no identity in {fb.system}; "
-                                           f"a fallback user must itself be mapped there{mapped}"))
+                                           f"a fallback user must itself be mapped there{mapped}",
+                             ("user_maps", fb.member)))
         scope = (fb.system, fb.scope)
         if scope in scopes:
             out.append(_diag(fb, None, f"{fb.describe()} is declared twice; first at {scopes[scope].locate()} "

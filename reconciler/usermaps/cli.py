@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from reconciler.clierrors import handle_errors
-from reconciler.config.loader import did_you_mean, load_config
+from reconciler.config.checks import did_you_mean
+from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.errors import ReconcilerError
 from reconciler.usermaps import formats

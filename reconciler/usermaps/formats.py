@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from reconciler.config.base import NAME_PATTERN, check_email
-from reconciler.config.loader import did_you_mean
+from reconciler.config.checks import did_you_mean
 from reconciler.config.models import Config
 from reconciler.config.yamlout import safe_for_reading
 from reconciler.errors import Diagnostic, ReconcilerError

@@ -119,6 +119,61 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     assert [p.split(":")[0] for p in found] == ["a.yaml", "b.yaml"]
 
 
+
+# --- every phase in one run: cross-checks run on the items that parsed -------------------------------
+
+def test_structural_and_cross_check_errors_in_one_run(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"p.yaml": PROVIDER,
+                                "a.yaml": "members:\n  - email: alice@acme.io\n    givn_name: Alice\n"
+                                          "  - email: bob@acme.io\n",
+                                "b.yaml": "teams:\n  - name: appsec\n    members: [bob@acme.io, carol@acme.io]\n"})
+    assert found == [
+        "a.yaml:3:5: unknown key 'givn_name' (did you mean 'given_name'?)",
+        "b.yaml:3:28: team 'appsec' lists unknown member 'carol@acme.io' (did you mean 'bob@acme.io'?)",
+    ]
+
+
+def test_a_dropped_member_is_not_reported_unknown_where_it_is_named(tmp_path: Path) -> None:
+    """Alice's item fails validation: the team, the manager and the user map naming her say nothing more;
+    the item after hers keeps its place (its manager typo is reported at its own line)."""
+    found = problems(tmp_path, {"p.yaml": PROVIDER,
+                                "m.yaml": "members:\n  - email: Alice@acme.io\n    active: maybe\n"
+                                          "  - email: bob@acme.io\n    manager: alice@acme.io\n"
+                                          "  - email: carol@acme.io\n    manager: bobb@acme.io\n",
+                                "t.yaml": "teams:\n  - name: appsec\n    members: [alice@acme.io, bob@acme.io]\n",
+                                "u.yaml": "user_maps:\n  - member: alice@acme.io\n    identities: {jenkins: alice}\n"
+                                          "fallback_users:\n  - system: jenkins\n    member: alice@acme.io\n"})
+    assert found == [
+        "m.yaml:3:13: 'active': expected true/false, not text 'maybe'",
+        "m.yaml:7:14: member 'carol@acme.io' names unknown manager 'bobb@acme.io' (did you mean 'bob@acme.io'?)",
+    ]
+
+
+def test_a_dropped_team_provider_or_connection_is_not_reported_unknown(tmp_path: Path) -> None:
+    conn = ("connections:\n  - name: acme-cloud\n    type: jira-cloud\n    site_url: https://acme.atlassian.net\n"
+            "    email: integration@acme.io\n    api_token: ${env:JIRA_TOKEN}\n    timeout: -1\n")
+    integration = ("integrations:\n  - name: web\n    program: acme-web\n    connection: acme-cloud\n"
+                   "    project: SEC\n    issue_type: Bug\n    team_roles: {appsec: Developers, qa: Developers}\n")
+    found = problems(tmp_path, {"p.yaml": PROVIDER.replace("base_url: http://127.0.0.1:1/v2", "base_url: ftp://x"),
+                                "m.yaml": "members:\n  - email: a@acme.io\n    providers: [platform]\n",
+                                "t.yaml": "teams:\n  - name: appsec\n    colour: red\n",
+                                "c.yaml": conn, "i.yaml": integration})
+    assert [p.split(": ", 1)[0] for p in found] == ["c.yaml:7:14", "i.yaml:7:38", "p.yaml:4:15", "t.yaml:3:5"]
+    assert "unknown team 'qa'" in found[1], found
+
+
+def test_a_misspelt_kind_does_not_make_its_items_unknown(tmp_path: Path) -> None:
+    found = problems(tmp_path, {"p.yaml": PROVIDER, "m.yaml": "memebrs:\n  - email: bob@acme.io\n",
+                                "t.yaml": "teams:\n  - name: appsec\n    members: [bob@acme.io]\n"})
+    assert found == ["m.yaml:1:1: unknown key 'memebrs' (did you mean 'members'?)"]
+
+
+def test_a_file_that_is_not_yaml_stops_before_the_cross_checks(tmp_path: Path) -> None:
+    """What a broken file declares is unknown: every team member would be 'unknown'."""
+    found = problems(tmp_path, {"p.yaml": PROVIDER, "m.yaml": "members:\n  - email: [bob@acme.io\n",
+                                "t.yaml": "teams:\n  - name: appsec\n    members: [bob@acme.io]\n"})
+    assert found and all(p.startswith("m.yaml:") for p in found), found
+
 # --- YAML itself --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw, expected", [
