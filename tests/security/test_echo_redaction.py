@@ -111,6 +111,8 @@ def test_scim_every_command_and_file(scim: ScimServer, secrets_env: None, tmp_pa
         for fmt in ("text", "markdown", "json"):
             t.run("plan", str(cfg), "--format", fmt, "--no-color")
         t.run("apply", str(cfg), "--auto-approve", "--audit-log", str(audit))
+        for cmd in ("check", "plan"):  # -v: every HTTP call on stderr, with its URL
+            t.run("-v", cmd, str(cfg))
         assert e.echoed > 0
     # 2. reads reach the real server, writes are echoed: a saved plan is made, and apply fails writing
     with echo_server(upstream=upstream, upstream_auth=f"Bearer {scim.token}", status=status, echo=writes,
@@ -163,6 +165,7 @@ def test_trackers_every_command(secrets_env: None, tmp_path: Path, kind: str, st
         for fmt in ("text", "markdown", "json"):
             t.run("plan", str(d), "--format", fmt, "--no-color")
         t.run("apply", str(d), "--auto-approve", "--audit-log", str(audit))
+        t.run("--log-level", "debug", "plan", str(d))
         assert e.echoed > 0
     t.add(audit)
     joined = "\n".join(x for _, x in t.texts)
