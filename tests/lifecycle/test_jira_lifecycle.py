@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 
 from reconciler.sandbox.jira import JiraSandbox, JiraState, new_state
-from tests.lifecycle.tracker_model import TrackerMachine, budget
+from tests.lifecycle.tracker_model import LONG_RUN, TrackerMachine, budget
 
 CI_EXAMPLES, CI_STEPS = 12, 14
 ROLE_IDS = {"Developers": 10000, "Users": 10001, "Security Reviewers": 10003, "Administrators": 10002}
@@ -358,6 +358,7 @@ def served(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 @pytest.mark.parametrize("served", ["cloud", "datacenter"], indirect=True)
+@pytest.mark.timeout(0 if LONG_RUN else 300)
 def test_jira_lifecycle(served: Served) -> None:
     machine = CloudLifecycle if served.flavour == "cloud" else DataCenterLifecycle
     run_state_machine_as_test(machine, settings=budget(CI_EXAMPLES, CI_STEPS))

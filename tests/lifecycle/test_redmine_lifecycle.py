@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 
 from tests.integration.test_redmine import Redmine, _start, ids
-from tests.lifecycle.tracker_model import INTEGRATIONS, TrackerMachine, budget
+from tests.lifecycle.tracker_model import INTEGRATIONS, LONG_RUN, TrackerMachine, budget
 
 CI_EXAMPLES, CI_STEPS = 5, 10
 PROJECTS = ("sec", "ops")
@@ -341,5 +341,6 @@ def redmine_locked(monkeypatch: pytest.MonkeyPatch) -> Iterator[Redmine]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@pytest.mark.timeout(0 if LONG_RUN else 300)
 def test_redmine_lifecycle(redmine_locked: Redmine) -> None:
     run_state_machine_as_test(RedmineLifecycle, settings=budget(CI_EXAMPLES, CI_STEPS))

@@ -36,6 +36,10 @@ MODES = ("additive", "authoritative")
 INTEGRATIONS = ("web", "api", "mobile")
 
 
+# A longer run than CI's (LIFECYCLE_EXAMPLES / LIFECYCLE_STEPS set) has no pytest timeout: it takes minutes.
+LONG_RUN = bool(os.environ.get("LIFECYCLE_EXAMPLES") or os.environ.get("LIFECYCLE_STEPS"))
+
+
 def budget(examples: int, steps: int) -> settings:
     """The CI budget: ``examples`` derandomized sequences (the same ones on every run) of up to ``steps``
     steps, not shrunk (a failure prints its steps and the machine's own log of them; shrinking a tracker
