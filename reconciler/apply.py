@@ -90,14 +90,16 @@ def apply_interruptibly(session: Session, plan: Plan, observer: Observer | None,
 
     with interruptible(first):
         result = apply_plan(session, plan, observer)
-    if STOP.is_set():
+        stopped = STOP.is_set()
+    if stopped:
         skipped = sum(1 for o in result.outcomes if o.error == NOT_STARTED)
         audit.write({"event": "interrupted", "ran": len(result.outcomes) - skipped, "not_started": skipped})
     return result
 
 
 def interrupted(result: ApplyResult) -> bool:
-    return STOP.is_set()
+    """Whether this apply was interrupted: some of its changes never started."""
+    return any(o.error == NOT_STARTED for o in result.outcomes)
 
 
 def failures_error(result: ApplyResult) -> ApplyError | None:

@@ -82,6 +82,7 @@ def interruptible(on_first: Callable[[], None] | None = None) -> Iterator[None]:
     finally:
         for sig, h in previous.items():
             signal.signal(sig, h)
+        STOP.clear()  # the next apply in this process starts its changes again
 
 
 def run_one(c: Change, step: Callable[[Change], Any]) -> Outcome:
