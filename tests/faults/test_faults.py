@@ -154,6 +154,16 @@ def _audit(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _wait_for_creates(proc: subprocess.Popen[Any], audit: Path, n: int, timeout: float = 60) -> None:
+    """Until the audit log of a running apply shows ``n`` users created (or it ends, or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sum(1 for e in _audit(audit) if e.get("method") == "POST" and e.get("status") == 201
+               and e.get("path", "").endswith("/Users")) >= n:
+            return
+        time.sleep(0.02)
+
+
 def test_kill_9_half_way_then_apply_again_converges(scim: ScimServer, write_config: Callable[..., Path],
                                                     tmp_path: Path) -> None:
     members, teams = org(40, 4)
@@ -165,12 +175,7 @@ def test_kill_9_half_way_then_apply_again_converges(scim: ScimServer, write_conf
         cfg = write_config(proxy.url, members=members, teams=teams, bulk="never", concurrency=2)
         proc = subprocess.Popen([*cmd, str(cfg)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                if sum(1 for e in _audit(audit) if e.get("method") == "POST" and e.get("status") == 201
-                       and e.get("path", "").endswith("/Users")) >= 12:
-                    break
-                time.sleep(0.02)
+            _wait_for_creates(proc, audit, 12)
             assert proc.poll() is None, "the apply ended before it could be killed"
             os.kill(proc.pid, signal.SIGKILL)
         finally:
@@ -277,12 +282,7 @@ def test_a_signal_mid_apply_stops_starting_changes_and_the_next_apply_converges(
         cfg = write_config(proxy.url, members=members, teams=teams, bulk="never", concurrency=2)
         proc = subprocess.Popen([*cmd, str(cfg)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                if sum(1 for e in _audit(audit) if e.get("method") == "POST" and e.get("status") == 201
-                       and e.get("path", "").endswith("/Users")) >= 8:
-                    break
-                time.sleep(0.02)
+            _wait_for_creates(proc, audit, 8)
             assert proc.poll() is None, "the apply ended before the signal"
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=60)
