@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.errors import ProviderError, ReconcilerError
 from reconciler.execute import ApplyResult, Outcome, Workers
-from reconciler.plan.model import Action, Change
+from reconciler.plan.model import Action, Change, ScimIds
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import Adopted, BulkResult
@@ -27,6 +27,11 @@ Observer = Callable[[Outcome], None]
 # Fewer creates than this go one request each: a Bulk request saves nothing there.
 BULK_MIN_CREATES = 2
 
+
+
+def known_ids(c: Change) -> dict[str, str]:
+    """The live ids (member key -> id) the plan knew and this change needs."""
+    return c.payload.ids if isinstance(c.payload, ScimIds) else {}
 
 class ScimApplier:
     """Applies one provider's changes."""
@@ -49,7 +54,7 @@ class ScimApplier:
 
     def _run(self, changes: list[Change]) -> ApplyResult:
         for c in changes:
-            self.ids.update(c.refs)
+            self.ids.update(known_ids(c))
             if c.kind == "user" and c.id:
                 self.ids[c.key] = c.id
         groups = [c for c in changes if c.kind == "group"]
@@ -370,7 +375,7 @@ class ScimApplier:
                 body.update({"externalId": c.after["externalId"], "members": [{"value": i} for i in members]})
                 self.client.put("Groups", gid, body, None)
             return
-        add = [i for i in (self._id(e) for e in wanted if e not in c.refs) if i]
+        add = [i for i in (self._id(e) for e in wanted if e not in known_ids(c)) if i]
         if add:
             self.client.patch_members(gid, add, [], [])
 
