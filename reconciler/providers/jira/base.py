@@ -1,0 +1,44 @@
+"""The state one Jira connection's planner keeps between its steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.config.models import Config
+from reconciler.integrations.models import Integration, JiraConnection
+from reconciler.providers.jira.client import JiraClient
+from reconciler.providers.jira.common import (
+    JiraPlan,
+    _Live,
+    _where,
+)
+
+
+class PlannerBase:
+    """What one connection's planner holds while it plans (``plan.ConnectionPlanner``)."""
+
+    def __init__(self, config: Config, conn: JiraConnection, client: JiraClient) -> None:
+        self.config, self.conn, self.client = config, conn, client
+        self.out = JiraPlan()
+        self.live = _Live()
+        # (project, role) -> (role id, membership mode, wanted identity -> member email)
+        self.roles: dict[tuple[str, str], tuple[int, str, dict[str, str]]] = {}
+        # integration -> role -> (role id, identities its teams want there)
+        self.wanted_by: dict[str, dict[str, tuple[int, set[str]]]] = {}
+        # integration -> role -> team -> identities that team wants there
+        self.team_wanted: dict[str, dict[str, dict[str, set[str]]]] = {}
+        # (project, role) -> (role id, identity -> the integrations whose recorded grant of it ends: removed
+        # ones, and declared ones whose team left the role)
+        self.retired: dict[tuple[str, str], tuple[int, dict[str, set[str]]]] = {}
+        # (project, role) -> identities declared integrations still record granting through a declared team
+        self.kept: dict[tuple[str, str], set[str]] = {}
+        self.declared: set[str] = set()
+        # (project, role) -> (users before, users after) this plan
+        self.role_state: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+        # properties are planned last: they record the role grants, known once the roles are planned
+        self.pending: list[tuple[Integration, Any, dict[str, Any]]] = []
+
+    def problem(self, i: Integration | None, field: str | None, text: str) -> None:
+        where = f"{_where(i, field)}: integration '{i.name}': " if i is not None else ""
+        self.out.problems.append(f"{where}{text}")
+
