@@ -19,6 +19,7 @@ from reconciler.config.hosts import check_allowed_hosts
 from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
+from reconciler.execute import Ledger
 from reconciler.plan.model import Change, Plan
 from reconciler.providers._http import Recorder
 from reconciler.providers.registry import SYSTEMS, system_for
@@ -45,6 +46,9 @@ class Session:
         # What the current plan() was asked for, for systems that apply the same guards.
         self.allow_removals: int | None = None
         self.targets: list[str] | None = None
+        # What has failed in the current apply (apply_plan makes a new one): changes that depend on a
+        # failed change are skipped by the executor, whichever system they belong to.
+        self.ledger = Ledger()
         self.base_dir = config.root if Path(config.root).is_dir() else str(Path(config.root).parent)
 
     def close(self) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from reconciler.errors import NotFoundError, ReconcilerError, StalePlanError
-from reconciler.execute import Outcome, run_changes
-from reconciler.plan.model import Action, Change
+from reconciler.execute import Ledger, Outcome, run_changes
+from reconciler.plan.model import Action, Change, RedmineGroup, RedmineIntegration, RedmineMembership
 from reconciler.providers.paths import seg
 from reconciler.providers.redmine.client import RedmineClient
 from reconciler.providers.redmine.live import _digest, address, parse_record, record_text, record_title
@@ -20,6 +20,14 @@ if TYPE_CHECKING:
 TEST_SUBJECT = "reconciler activation test: {name}"
 
 
+P = TypeVar("P", RedmineGroup, RedmineIntegration, RedmineMembership)
+
+
+def _payload(ch: Change, kind: type[P]) -> P:
+    """The change's payload as the type its kind carries (an empty one where the plan had nothing to say)."""
+    return ch.payload if isinstance(ch.payload, kind) else kind()
+
+
 class RedmineApplier:
     """Applies one connection's changes: users, then groups, then integrations and memberships, removals
     last, and the record pages of removed integrations after the role changes that revoke their grants (a
@@ -27,11 +35,11 @@ class RedmineApplier:
     independent ones; one that needs a failed one is skipped, named."""
 
     def __init__(self, client: RedmineClient, conn: RedmineConnection,
-                 observer: Callable[[Outcome], None] | None = None) -> None:
+                 observer: Callable[[Outcome], None] | None = None, ledger: Ledger | None = None) -> None:
         self.client, self.conn, self.observer = client, conn, observer
+        self.ledger = ledger
         self.ids: dict[str, str] = {}  # "user:<login>" / "group:<name>" -> live id
         self.failed: set[str] = set()  # addresses
-        self.failed_changes: list[Change] = []
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._roles: dict[str, int] | None = None
@@ -44,34 +52,33 @@ class RedmineApplier:
             if ch.kind == "group":
                 if ch.id:
                     self.ids["group:" + ch.key] = ch.id
-                for login, uid in ch.refs.items():
+                for login, uid in _payload(ch, RedmineGroup).users.items():
                     self.ids.setdefault("user:" + login.casefold(), uid)
         by = {k: [ch for ch in changes if ch.kind == k] for k in ("user", "group", "integration", "membership")}
         keep = [ch for ch in by["membership"] + by["group"] if ch.action is not Action.DELETE]
         removed = [ch for ch in by["integration"] if ch.action is Action.DELETE]
-        # a declared integration whose team left a role is rewritten after the revoke, so that its record
-        # keeps the grant when the revoke fails
-        waits = {n for ch in by["membership"] for n in ch.refs.get("revoked_for", "").split(",") if n}
+        # a declared integration whose team left a role is rewritten after the revoke (it depends on it), so
+        # that its record keeps the grant when the revoke fails
         declared = [ch for ch in by["integration"] if ch.action is not Action.DELETE]
+        waits = {ch.key for ch in declared if ch.depends_on}
         self._parallel(by["user"], self._user)
         self._parallel([ch for ch in keep if ch.kind == "group"], self._group)
         self._parallel([ch for ch in declared if ch.key not in waits], self._integration)
         self._parallel([ch for ch in keep if ch.kind == "membership"], self._membership)
         self._parallel([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete)
-        self._parallel([ch for ch in declared if ch.key in waits], self._after_revokes)
+        self._parallel([ch for ch in declared if ch.key in waits], self._integration)
         self._parallel([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete)
         self._parallel(removed, self._remove_integration)
         return self.outcomes
 
     def _parallel(self, changes: list[Change], fn: Callable[[Change], None]) -> None:
         run_changes(changes, fn, workers=self.conn.concurrency, name=f"apply-redmine-{self.conn.name}",
-                    on_done=self._done)
+                    on_done=self._done, ledger=self.ledger)
 
     def _done(self, o: Outcome) -> None:
         with self._lock:
             if not o.ok:
                 self.failed.add(o.change.address)
-                self.failed_changes.append(o.change)
             self.outcomes.append(o)
         if self.observer is not None:
             self.observer(o)
@@ -148,7 +155,7 @@ class RedmineApplier:
             for cf, login in sorted(before.items()):
                 if cf in after_cf:
                     continue
-                uid = login[3:] if login.startswith("id:") else ch.refs.get(login)
+                uid = login[3:] if login.startswith("id:") else _payload(ch, RedmineGroup).users.get(login)
                 if uid is None:
                     raise ReconcilerError(f"cannot remove {login} from group {ch.key}: no id known; plan again")
                 self.client.write("DELETE", f"groups/{seg(ch.id)}/users/{seg(uid)}.json", None,
@@ -169,7 +176,7 @@ class RedmineApplier:
                               f"cannot update membership {ch.key}")
             return
         ident, group = str(ch.after["project"]), str(ch.after["group"])
-        gid = ch.refs.get("group_id") or self._need("group", group)
+        gid = _payload(ch, RedmineMembership).group_id or self._need("group", group)
 
         def lookup() -> dict[str, Any] | None:
             for m in self.client.memberships(ident):
@@ -202,15 +209,16 @@ class RedmineApplier:
         if tid not in trackers:
             update["tracker_ids"] = sorted(trackers + [tid])
             activation["enabled_tracker"] = True  # so that removing the integration disables it again
-        elif "enabled_tracker" in ch.refs:
+        elif _payload(ch, RedmineIntegration).enabled_tracker:
             activation["enabled_tracker"] = True
         if "wiki" not in modules:  # the record page needs the project's wiki
             update["enabled_module_names"] = sorted(modules + ["wiki"])
         if update:
             self.client.write("PUT", f"projects/{seg(pid)}.json", {"project": update},
                               f"cannot update project {ident}")
-        if "test_issue" in ch.refs:
-            activation["test_issue"] = int(ch.refs["test_issue"])
+        done = _payload(ch, RedmineIntegration).test_issue
+        if done is not None:
+            activation["test_issue"] = done
         if ch.action is Action.CREATE and after.get("test_issue"):
             activation.update(self._test_issue(ch.key, pid, tid, bool(after.get("delete_test_issue"))))
         settings = {k: v for k, v in after.items() if k != "tracker_enabled"}
@@ -220,24 +228,18 @@ class RedmineApplier:
                                          "comments": "written by reconciler"}},
                           f"cannot write the record page {title} of project {ident}")
 
-    def _after_revokes(self, ch: Change) -> None:
-        for f in self.failed_changes:
-            if ch.key in f.refs.get("revoked_for", "").split(","):
-                raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
-        self._integration(ch)
-
     def _remove_integration(self, ch: Change) -> None:
         """A removed integration: its tracker (when planned), then its record page, the last of its marks."""
-        for f in self.failed_changes:
-            if ch.key in f.refs.get("removed_integrations", "").split(","):
-                raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
-        ident, title = str(ch.refs["project"]), str(ch.refs["title"])
+        record = _payload(ch, RedmineIntegration)
+        if record.project is None or record.title is None:
+            raise ReconcilerError(f"{ch.address}: the plan does not say which record page to delete; plan again")
+        ident, title = record.project, record.title
         page = self.client.wiki_page(ident, title)
         if page is None:
             return  # removed since the plan was made
         if ch.precondition is not None and _digest(parse_record(page) or {}) != ch.precondition.digest:
             raise StalePlanError(f"{ch.address}: the record page changed since the plan was made; plan again")
-        tracker = ch.refs.get("disable_tracker")
+        tracker = record.disable_tracker
         if tracker:
             project = self.client.project(ident)
             tid = self._tracker_id(tracker)

@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.config.models import Config, Member
 from reconciler.errors import PlanError
-from reconciler.plan.model import Action, AttributeChange, Change, Precondition
+from reconciler.plan.model import (
+    NO_PAYLOAD,
+    Action,
+    AttributeChange,
+    Change,
+    NoPayload,
+    Precondition,
+    RedmineGroup,
+    RedmineIntegration,
+    RedmineMembership,
+)
 from reconciler.providers.redmine.client import PREFIX
 from reconciler.providers.redmine.live import (
     LiveState,
@@ -95,7 +105,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
             changes.append(Change(provider, "user", login, Action.UPDATE, addr, before=cur, after=after, diff=diff,
                                   id=str(have["id"]), precondition=Precondition(digest=_digest(have))))
 
-    def user_ref(login: str) -> dict[str, str]:
+    def user_ref(login: str) -> dict[str, str]:  # login -> live id, where the user exists
         u = users_by_login.get(login.casefold())
         return {login: str(u["id"])} if u is not None else {}
 
@@ -129,7 +139,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
         if g is None:
             changes.append(Change(provider, "group", t.name, Action.CREATE, addr,
                                   after={"name": t.name, "users": sorted(want_users, key=str.casefold)},
-                                  refs=refs))
+                                  payload=_users(refs)))
             continue
         have_users = sorted((login_by_id.get(i, f"id:{i}") for i in live.group_users.get(int(g["id"]), [])),
                             key=str.casefold)
@@ -146,7 +156,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
                                   before={"name": t.name, "users": have_users},
                                   after={"name": t.name, "users": after_users},
                                   diff=[AttributeChange("users", have_users, after_users)], id=str(g["id"]),
-                                  precondition=Precondition(digest=_digest(have_users)), refs=refs))
+                                  precondition=Precondition(digest=_digest(have_users)), payload=_users(refs)))
     managed = len([g for g in live.groups if g.get("name") in declared_groups])
     if conn.authoritative:
         protect = set(conn.protect)
@@ -213,17 +223,23 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
     for name, ident in live.moved:
         notes.append(f"{address(c, 'integration', name)}: moved from project {ident}; its record page there is "
                      "left")
+    ends: dict[str, set[str]] = {}  # membership address -> integrations whose recorded grant it revokes
     for ident in sorted(roles_wanted.keys() | authoritative_projects | revoked.keys()):
         if live.projects.get(ident) is None:
             continue
-        ch, n = _membership_changes(provider, c, ident, roles_wanted.get(ident, {}),
+        ch, n, ended = _membership_changes(provider, c, ident, roles_wanted.get(ident, {}),
                                     ident in authoritative_projects, live, groups_by_name, login_by_id,
                                     revoked.get(ident), {i.name for i in integ})
         changes += ch
+        ends.update(ended)
         managed += n
     if problems:
         raise PlanError(f"cannot plan Redmine connection '{c}':", problems)
-    return ProviderPlan(changes, notes, protected, managed)
+    return ProviderPlan(_link(changes, ends, c), notes, protected, managed)
+
+
+def _users(ids: dict[str, str]) -> RedmineGroup | NoPayload:
+    return RedmineGroup(users=ids) if ids else NO_PAYLOAD
 
 
 def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[Integration], live: LiveState) \
@@ -243,7 +259,7 @@ def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[In
             continue
         record = parse_record(page) or {}
         project = live.projects.get(ident)
-        refs = {"project": ident, "title": record_title(name)}
+        disable: str | None = None
         notes = []
         found = record.get("activation")
         activation: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -252,13 +268,15 @@ def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[In
             {r.get("tracker") for r in kept if r.get("project") == ident}
         enabled = {str(t.get("name")) for t in (project or {}).get("trackers", [])}
         if activation.get("enabled_tracker") and tracker in enabled and tracker not in in_use:
-            refs["disable_tracker"] = str(tracker)
+            disable = str(tracker)
             notes.append(f"tracker {tracker}, enabled on {ident} for this integration, is disabled (its issues "
                          "stay)")
         if activation.get("test_issue") and not activation.get("deleted"):
             notes.append(f"its activation test issue #{activation['test_issue']} is an issue and is left")
         changes.append(Change(provider, "integration", name, Action.DELETE, addr, before=record,
-                              id=str((project or {}).get("id") or ident), refs=refs, notes=notes,
+                              id=str((project or {}).get("id") or ident), notes=notes,
+                              payload=RedmineIntegration(project=ident, title=record_title(name),
+                                                         disable_tracker=disable),
                               precondition=Precondition(digest=_digest(record))))
         grants = record.get("grants")
         for group, roles in sorted(grants.items() if isinstance(grants, dict) else []):
@@ -320,23 +338,26 @@ def _integration_change(provider: str, c: str, i: Integration, tracker: str, pro
         "delete_test_issue": i.delete_test_issue,
     }
     enabled = tracker in {str(t.get("name")) for t in project.get("trackers", [])}
-    refs = {"project_id": str(project["id"])}
+
     record = parse_record(live.records.get(i.name))
     want["grants"] = _grants(i, record, live)
     if record is None:
-        return [Change(provider, "integration", i.name, Action.CREATE, addr, after=want, refs=refs)]
+        return [Change(provider, "integration", i.name, Action.CREATE, addr, after=want,
+                       payload=RedmineIntegration(project_id=str(project["id"])))]
     activation = record.get("activation")
-    if isinstance(activation, dict) and activation.get("test_issue"):
-        refs["test_issue"] = str(activation["test_issue"])
-    if isinstance(activation, dict) and activation.get("enabled_tracker"):
-        refs["enabled_tracker"] = "1"
+    done = activation if isinstance(activation, dict) else {}
+    test_issue = done.get("test_issue")
+    payload = RedmineIntegration(project_id=str(project["id"]),
+                                 test_issue=int(test_issue) if isinstance(test_issue, int | str) and
+                                 str(test_issue).isdigit() else None,
+                                 enabled_tracker=bool(done.get("enabled_tracker")))
     have = {k: record.get(k) for k in want}
     have["tracker_enabled"] = enabled
     diff = [AttributeChange(k, have[k], v) for k, v in want.items() if have[k] != v]
     if not diff:
         return []
     return [Change(provider, "integration", i.name, Action.UPDATE, addr, before=have, after=want, diff=diff,
-                   id=str(project["id"]), precondition=Precondition(digest=_digest(record)), refs=refs)]
+                   id=str(project["id"]), precondition=Precondition(digest=_digest(record)), payload=payload)]
 
 
 def _own_roles(m: dict[str, Any] | None) -> set[str]:
@@ -374,7 +395,7 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
                         live: LiveState, groups_by_name: dict[str, dict[str, Any]],
                         login_by_id: dict[int, str],
                         revoked: dict[str, dict[str, set[str]]] | None = None,
-                        declared: set[str] | None = None) -> tuple[list[Change], int]:
+                        declared: set[str] | None = None) -> tuple[list[Change], int, dict[str, set[str]]]:
     """Project memberships of the granted groups. Roles a membership only inherits (a user's roles through
     a group) are not the membership's own and are left alone. ``revoked``: group -> role -> the integrations
     whose recorded grant of it ends (removed ones, and ``declared`` ones that no longer give the group that
@@ -382,16 +403,15 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
     revoked = revoked or {}
     declared = declared or set()
 
-    def ending(gone: dict[str, set[str]]) -> dict[str, str]:
+    def ending(addr: str, gone: dict[str, set[str]]) -> None:
+        """The integrations whose recorded grant this change revokes: a removed one's record goes, and a
+        declared one's record is rewritten, only once the revoke succeeded (they depend on it)."""
         names = set().union(*gone.values()) if gone else set()
-        out = {}
-        if names - declared:
-            out["removed_integrations"] = ",".join(sorted(names - declared))
-        if names & declared:  # their record is rewritten only once this revoke succeeded
-            out["revoked_for"] = ",".join(sorted(names & declared))
-        return out
+        if names:
+            ends[addr] = names
 
     out: list[Change] = []
+    ends: dict[str, set[str]] = {}
     managed_roles = {r for roles in wanted.values() for r in roles}
     live_by_principal: dict[str, dict[str, Any]] = {}
     for lm in live.memberships.get(ident, []):
@@ -407,21 +427,21 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
         key = f"{ident}/{group}"
         addr = address(c, "membership", key)
         g = groups_by_name.get(group)
-        refs = {"project": ident, **({"group_id": str(g["id"])} if g else {})}
+        payload = RedmineMembership(project=ident, group_id=str(g["id"]) if g else None)
         m = live_by_principal.get(group)
         if m is None:
             out.append(Change(provider, "membership", key, Action.CREATE, addr,
-                              after={"project": ident, "group": group, "roles": sorted(roles)}, refs=refs))
+                              after={"project": ident, "group": group, "roles": sorted(roles)}, payload=payload))
             continue
         own = sorted(_own_roles(m))
         gone = {r: n for r, n in revoked.get(group, {}).items() if r in own and r not in roles}
         after = sorted(roles) if authoritative else sorted((set(own) | roles) - set(gone))
-        refs.update(ending(gone))
         if after != own:
+            ending(addr, gone)
             out.append(Change(provider, "membership", key, Action.UPDATE, addr,
                               before={"project": ident, "group": group, "roles": own},
                               after={"project": ident, "group": group, "roles": after},
-                              diff=[AttributeChange("roles", own, after)], id=str(m["id"]), refs=refs,
+                              diff=[AttributeChange("roles", own, after)], id=str(m["id"]), payload=payload,
                               precondition=Precondition(digest=_digest(m))))
     managed = len(live.memberships.get(ident, []))
     # principals the config does not grant: authoritative takes the managed roles away from them, and
@@ -438,12 +458,31 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
         addr = address(c, "membership", key)
         who = {"group": principal} if not principal.startswith("user:") else {"user": principal[5:]}
         before = {"project": ident, **who, "roles": own}
-        refs = ending(gone)
+        ending(addr, gone)
         if keep:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr, before=before,
                               after={**before, "roles": keep}, diff=[AttributeChange("roles", own, keep)],
-                              id=str(m["id"]), refs=refs, precondition=Precondition(digest=_digest(m))))
+                              id=str(m["id"]), precondition=Precondition(digest=_digest(m))))
         else:
             out.append(Change(provider, "membership", key, Action.DELETE, addr, before=before, id=str(m["id"]),
-                              refs=refs, precondition=Precondition(digest=_digest(m))))
-    return out, managed
+                              precondition=Precondition(digest=_digest(m))))
+    return out, managed, ends
+
+
+def _link(changes: list[Change], ends: dict[str, set[str]], c: str) -> list[Change]:
+    """Each integration change depends on the membership changes that revoke the grants its record lists:
+    the record is rewritten (or, for a removed one, deleted) only once they succeeded, so a failed revoke
+    leaves a record that still names the grant, and the next apply finds what is left."""
+    waits: dict[str, set[str]] = {}
+    for m_addr, names in ends.items():
+        for name in names:
+            waits.setdefault(address(c, "integration", name), set()).add(m_addr)
+    # a membership of a group this plan creates needs the group
+    new_groups = {ch.address for ch in changes if ch.kind == "group" and ch.action is Action.CREATE}
+    for ch in changes:
+        if ch.kind == "membership" and ch.action is Action.CREATE and ch.after is not None:
+            group = address(c, "group", str(ch.after.get("group")))
+            if group in new_groups:
+                waits.setdefault(ch.address, set()).add(group)
+    return [ch.model_copy(update={"depends_on": tuple(sorted(waits[ch.address]))}) if ch.address in waits else ch
+            for ch in changes]

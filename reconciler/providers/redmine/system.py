@@ -59,7 +59,7 @@ class RedminePlanner:
         for conn in redmine_connections(session.config):
             mine = [ch for ch in changes if ch.provider == f"{PREFIX}{conn.name}"]
             if mine:
-                outcomes += RedmineApplier(self.client(session, conn), conn, observer).run(mine)
+                outcomes += RedmineApplier(self.client(session, conn), conn, observer, session.ledger).run(mine)
         return outcomes
 
     def select(self, changes: list[Change], targets: list[str], config: Config) -> list[Change]:
