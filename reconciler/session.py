@@ -20,7 +20,7 @@ from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
 from reconciler.execute import Ledger
-from reconciler.plan.model import Change, Plan
+from reconciler.plan.model import Change, Plan, with_dependencies
 from reconciler.providers._http import Recorder
 from reconciler.providers.registry import SYSTEMS, system_for
 
@@ -81,7 +81,7 @@ class Session:
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
-                mine = system.select(mine, wanted, self.config) if wanted else []
+                mine = with_dependencies(system.select(mine, wanted, self.config), mine) if wanted else []
             changes += mine
             notes += part.notes
             protected += part.protected

@@ -10,7 +10,7 @@ The models are frozen pydantic models: a saved plan is read back with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -301,6 +301,7 @@ class Plan(BaseModel):
             missing = [d for d in c.depends_on if d not in seen]
             if missing:
                 raise ValueError(f"{c.address}: depends on {', '.join(missing)}, which is not in the plan")
+        levels(self.changes)  # no cycle
         return self
 
     @property
@@ -320,3 +321,49 @@ class Plan(BaseModel):
         n = self.counts()
         parts = [f"{n[a]} to {a.value}" for a in SUMMARY_ORDER if a is not Action.REPLACE or n[a]]
         return "Plan: " + ", ".join(parts) + "."
+
+
+def with_dependencies(selected: Iterable[Change], every: Iterable[Change]) -> list[Change]:
+    """``selected`` and, transitively, every change of ``every`` that one of them depends on (a
+    ``--target`` plan carries what its changes need). A selected change stays as selected (a target may
+    select part of a change)."""
+    by_addr = {c.address: c for c in every}
+    out = {c.address: c for c in selected}
+    todo = [d for c in out.values() for d in c.depends_on]
+    while todo:
+        addr = todo.pop()
+        if addr in out or addr not in by_addr:
+            continue
+        out[addr] = by_addr[addr]
+        todo += out[addr].depends_on
+    return list(out.values())
+
+
+def levels(changes: Sequence[Change]) -> list[list[Change]]:
+    """The changes in waves of dependency order: each after every change of the list it depends on
+    (a dependency outside the list is not waited for). Order within a wave is the list's. A cycle is a
+    ValueError naming a change on it."""
+    by = {c.address: c for c in changes}
+    depth: dict[str, int] = {}
+    for start in changes:
+        stack: list[tuple[Change, bool]] = [(start, False)]
+        path: set[str] = set()
+        while stack:
+            c, done = stack.pop()
+            if done:
+                path.discard(c.address)
+                depth[c.address] = 1 + max((depth[d] for d in c.depends_on if d in by), default=-1)
+                continue
+            if c.address in depth:
+                continue
+            path.add(c.address)
+            stack.append((c, True))
+            for d in c.depends_on:
+                if d in path:
+                    raise ValueError(f"{c.address}: depends on itself through {d}")
+                if d in by and d not in depth:
+                    stack.append((by[d], False))
+    waves: dict[int, list[Change]] = {}
+    for c in changes:
+        waves.setdefault(depth[c.address], []).append(c)
+    return [waves[k] for k in sorted(waves)]

@@ -210,7 +210,20 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     if p.authoritative:
         managed = len(live.users) + len(live.groups)
     _one_change_per_address(changes, live)
-    return ProviderPlan(changes, notes, protected, managed)
+    return ProviderPlan(_after_managers(p.name, changes), notes, protected, managed)
+
+
+def _after_managers(provider: str, changes: list[Change]) -> list[Change]:
+    """A member whose manager this plan creates depends on that create: the report needs the manager's
+    id (one whose update fails exists all the same, so only a create is a dependency)."""
+    created = {c.key for c in changes if c.kind == "user" and c.action is Action.CREATE}
+    out = []
+    for c in changes:
+        mgr = (c.after or {}).get("enterprise:manager") if c.kind == "user" else None
+        if isinstance(mgr, str) and mgr in created and mgr != c.key:
+            c = c.model_copy(update={"depends_on": (address(provider, "user", mgr),)})
+        out.append(c)
+    return out
 
 
 def _one_change_per_address(changes: list[Change], live: LiveState) -> None:

@@ -72,7 +72,7 @@ class ScimSystem:
             client = client_for(session, p.name)
             if not client.caps.discovered:
                 client.discover()
-            outcomes += ScimApplier(client, observer).run(mine).outcomes
+            outcomes += ScimApplier(client, observer, session.ledger).run(mine).outcomes
         return outcomes
 
     def check(self, session: Session) -> list[CheckResult]:
