@@ -36,6 +36,7 @@ from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.contract import Check
 from reconciler.errors import ConfigError, PlanError, StalePlanError
+from reconciler.files import PLAN_FILE_BYTES, FileRefused, read_limited
 from reconciler.plan.model import Change, Plan
 from reconciler.providers.registry import SYSTEMS
 from reconciler.render.json import FORMAT_VERSION, plan_document
@@ -115,7 +116,9 @@ def is_saved_plan(path: Path) -> bool:
 
 def load_saved_plan(path: Path) -> SavedPlan:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_limited(path, PLAN_FILE_BYTES).decode("utf-8"))
+    except FileRefused as exc:
+        raise PlanError(f"{path}: not a readable saved plan: the file {exc}") from None
     except (OSError, ValueError) as exc:
         raise PlanError(f"{path}: not a readable saved plan: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("changes"), list):

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import ConfigError, Diagnostic
+from reconciler.files import FileRefused, read_limited
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
@@ -56,15 +57,22 @@ class Document:
 
 def load(path: Path, display: str) -> Document:
     """Parse one file; raise ConfigError with a located Diagnostic on any problem."""
+    return parse(read(path, display), display)
+
+
+def read(path: Path, display: str) -> bytes:
+    """The bytes of one config file: a regular file of at most MAX_FILE_BYTES, else a located ConfigError."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ConfigError([Diagnostic(display, 1, 1, f"file is {size:,} bytes; config files may be at most "
                                                          f"{MAX_FILE_BYTES:,} bytes")])
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_FILE_BYTES)  # streamed: a file that grows past the limit is refused
+    except FileRefused as exc:
+        raise ConfigError([Diagnostic(display, 1, 1, f"file {exc}")]) from None
     except OSError as exc:
         raise ConfigError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
-    return parse(raw, display)
+    return raw
 
 
 def parse(raw: bytes, display: str) -> Document:
