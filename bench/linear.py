@@ -55,9 +55,9 @@ def main() -> None:
     roles = []
     with tempfile.TemporaryDirectory() as d:
         for n in sizes:
-            f = Path(d) / f"roles{n}.yaml"
-            f.write_text(wrong_roles(n))
-            t = cpu(lambda: _invalid(f))  # noqa: B023
+            cfg = Path(d) / f"roles{n}.yaml"
+            cfg.write_text(wrong_roles(n))
+            t = cpu(lambda: _invalid(cfg))  # noqa: B023
             roles.append(t / n)
             print(f"{'validate (roles: N wrong items)':<34} {n:>8} {t:>8.3f} {t / n * 1e6:>8.1f}")
     print(f"cost per item at {sizes[1]:,} vs {sizes[0]:,}: {roles[1] / roles[0]:.2f}x; 1.0 is linear")

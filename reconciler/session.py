@@ -20,7 +20,7 @@ from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
 from reconciler.plan.model import Change, Plan
-from reconciler.providers._http import Recorder
+from reconciler.providers._http import Recorder, start_run
 from reconciler.providers.registry import SYSTEMS, system_for
 
 
@@ -35,6 +35,7 @@ class Session:
         self.transports = transports or {}
         # before any secret is resolved: a host outside RECONCILER_ALLOWED_HOSTS gets none of them
         check_allowed_hosts(config, skip=self.transports)
+        self.retry_budget = start_run()  # one budget of waits between retries for the whole run
         self.recorder = recorder
         self.sleep = sleep
         self.attempts = attempts
