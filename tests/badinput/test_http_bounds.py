@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config.models import ScimProvider
-from reconciler.errors import ConnectError, ServerError
+from reconciler.errors import ConnectError, ProviderError, ServerError
 from reconciler.providers import _http
 from reconciler.providers._http import RetryBudget
 from reconciler.providers.scim import connect
@@ -173,7 +173,7 @@ def test_the_budget_is_set_by_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("RECONCILER_RETRY_BUDGET", "7")
     assert _http.start_run().total == 7
     monkeypatch.setenv("RECONCILER_RETRY_BUDGET", "nan")
-    with pytest.raises(_http.ProviderError, match="RECONCILER_RETRY_BUDGET must be a number of seconds"):
+    with pytest.raises(ProviderError, match="RECONCILER_RETRY_BUDGET must be a number of seconds"):
         _http.start_run()
 
 
