@@ -470,6 +470,22 @@ def build_client(base_url: str, *, auth: httpx.Auth | None, timeout: float, ca_b
     )
 
 
+def ca_path(item: Any, base_dir: str | None = None) -> str | None:
+    """An item's ``ca_bundle``, a relative path taken from the directory of the file that declares it (else
+    ``base_dir``), never from the working directory."""
+    ca: str | None = getattr(item, "ca_bundle", None)
+    if not ca:
+        return None
+    from pathlib import Path
+    path = Path(ca).expanduser()
+    if path.is_absolute():
+        return str(path)
+    declared = item.where("ca_bundle")[0] if hasattr(item, "where") else "<config>"
+    if declared != "<config>":
+        return str(Path(declared).resolve().parent / path)
+    return str(Path(base_dir) / path) if base_dir else str(path)
+
+
 def ca_context(ca_bundle: str | None) -> Any:
     """What ``verify`` takes: the system's CAs, or the ones in ``ca_bundle``."""
     if not ca_bundle:
