@@ -20,8 +20,9 @@ from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
 from reconciler.plan.model import Change, Plan
-from reconciler.providers._http import Recorder, start_run
+from reconciler.providers._http import Recorder
 from reconciler.providers.registry import SYSTEMS, system_for
+from reconciler.providers.retry import start_run
 
 
 class Session:

@@ -20,6 +20,7 @@ import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fal
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.identifiers import unsafe_text  # (also registers the reserved-attribute check)
+from reconciler.config.lengths import reference_misuse, too_long
 from reconciler.config.models import Config, ConfigFile
 from reconciler.config.partial import Dropped, keep_valid
 from reconciler.config.yamlpos import Document, parse, read
@@ -90,7 +91,12 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
     unreadable = bool(problems)  # a file that is not YAML: what it declares is unknown
     dropped = Dropped()  # the keys of items that failed validation; the other items are kept and cross-checked
     for doc in docs:
-        problems.extend(_reference_misuse(doc, doc.data, ()))
+        long = too_long(doc, doc.data)
+        if long:  # not validated further: a message of the validation would quote the value
+            problems.extend(long)
+            unreadable = True
+            continue
+        problems.extend(reference_misuse(doc, doc.data, ()))
         unsafe = unsafe_text(doc, doc.data)
         index: dict[str, list[int]] | None = None
         try:
@@ -276,23 +282,6 @@ def _dotted(parts: tuple[str | int, ...]) -> str:
     out = ""
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out
-
-
-def _reference_misuse(doc: Document, data: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
-    """${env:...} / ${file:...} belong in credential fields only."""
-    out: list[Diagnostic] = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += _reference_misuse(doc, v, path + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _reference_misuse(doc, v, path + (i,))
-    elif isinstance(data, str) and "${" in data:
-        last = path[-1] if path else ""
-        if last not in CREDENTIAL_FIELDS:
-            out.append(doc.diag(path, "secret references are allowed only in credential fields "
-                                      f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
     return out
 
 

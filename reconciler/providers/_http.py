@@ -10,8 +10,6 @@ import contextvars
 import ipaddress
 import json
 import math
-import os
-import random
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -31,6 +29,14 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers.deadline import deadline_transport, request_deadline
+from reconciler.providers.retry import (
+    RETRY_BUDGET_ENV,
+    RetryBudget,
+    retry_after,
+    retry_delay,
+    run_budget,
+    seconds,
+)
 from reconciler.secrets import redact, remember, remember_basic, remember_header
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -38,54 +44,6 @@ USER_AGENT = f"reconciler/{__version__}"
 
 # The most a response body may hold (decoded); past it the answer is refused, never buffered whole.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# Seconds a whole run may spend waiting between retries (Retry-After and backoff), across every system.
-DEFAULT_RETRY_BUDGET = 300.0
-RETRY_BUDGET_ENV = "RECONCILER_RETRY_BUDGET"
-
-
-class RetryBudget:
-    """The seconds left to wait between retries in this run; every ``Http`` of a run draws from one."""
-
-    def __init__(self, seconds: float) -> None:
-        self.total = self.left = seconds
-        self._lock = threading.Lock()
-
-    def take(self, seconds: float) -> bool:
-        """Spend ``seconds`` if that many are left; False (nothing spent) if not."""
-        with self._lock:
-            if seconds > self.left:
-                return False
-            self.left -= seconds
-            return True
-
-
-def budget_from_env() -> RetryBudget:
-    raw = os.environ.get(RETRY_BUDGET_ENV, "").strip()
-    if not raw:
-        return RetryBudget(DEFAULT_RETRY_BUDGET)
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ProviderError(f"{RETRY_BUDGET_ENV} must be a number of seconds (0 or more), not {raw[:40]!r}")
-    return RetryBudget(seconds)
-
-
-_run_budget: RetryBudget | None = None
-
-
-def start_run() -> RetryBudget:
-    """A new retry budget for the run that starts (a session); the ``Http`` clients it opens share it."""
-    global _run_budget
-    _run_budget = budget_from_env()
-    return _run_budget
-
-
-def run_budget() -> RetryBudget:
-    return _run_budget if _run_budget is not None else start_run()
-
-
 # The address of the change being applied, for the audit log.
 current_address: contextvars.ContextVar[str] = contextvars.ContextVar("current_address", default="")
 
@@ -273,39 +231,6 @@ def _safe_url(url: httpx.URL) -> str:
     return redact(str(url.copy_with(query=None)))
 
 
-def retry_after(r: httpx.Response | None) -> float | None:
-    """The seconds a Retry-After header asks for (a number or an HTTP date); None when there is none or it
-    is not one (``nan``, text): then the backoff applies. ``inf`` and huge values are returned as they are,
-    for the budget to refuse."""
-    ra = r.headers.get("Retry-After", "").strip() if r is not None else ""
-    if not ra:
-        return None
-    try:
-        seconds = float(ra)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-        try:
-            seconds = parsedate_to_datetime(ra).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    if math.isnan(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-def retry_delay(r: httpx.Response | None, attempt: int, base: float, cap: float) -> float:
-    """Retry-After when the server gives it (not capped: the run's budget bounds it), else exponential
-    backoff with jitter, capped at ``cap``."""
-    asked = retry_after(r)
-    if asked is not None:
-        return asked
-    return min(cap, base * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
-
-
-def _seconds(x: float) -> str:
-    return "forever" if math.isinf(x) else f"{x:,.0f} s" if x >= 10 else f"{x:.1f} s"
-
-
 class Http:
     """An ``httpx.Client`` plus retries, error mapping and call recording.
 
@@ -383,7 +308,7 @@ class Http:
         if r is not None:
             raise_for_status(r, what)
         assert last_exc is not None
-        reason = (f"no whole answer within the {_seconds(self.deadline)} deadline (timeout)"
+        reason = (f"no whole answer within the {seconds(self.deadline)} deadline (timeout)"
                   if isinstance(last_exc, httpx.TimeoutException) else _connect_reason(last_exc))
         raise ConnectError(f"cannot reach {self.provider}: {reason}", method, redact(self._full(url)),
                            detail=f"after {tries} attempt{'s' if tries > 1 else ''}") from None
@@ -415,9 +340,9 @@ class Http:
         left = self.budget.left
         asked = retry_after(r)
         if r is not None and asked is not None:
-            raise ServerError(f"the server asked to wait {_seconds(asked)} before retrying (Retry-After), more than "
-                              f"the {_seconds(left)} left of this run's retry budget of "
-                              f"{_seconds(self.budget.total)} (set {RETRY_BUDGET_ENV} to wait longer)", method,
+            raise ServerError(f"the server asked to wait {seconds(asked)} before retrying (Retry-After), more than "
+                              f"the {seconds(left)} left of this run's retry budget of "
+                              f"{seconds(self.budget.total)} (set {RETRY_BUDGET_ENV} to wait longer)", method,
                               _safe_url(r.request.url), r.status_code)
         if r is not None:
             raise_for_status(r, "request failed (the run's retry budget is spent)")

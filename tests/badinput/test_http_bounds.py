@@ -18,8 +18,8 @@ import pytest
 
 from reconciler.config.models import ScimProvider
 from reconciler.errors import ConnectError, ProviderError, ServerError
-from reconciler.providers import _http
-from reconciler.providers._http import RetryBudget
+from reconciler.providers import retry
+from reconciler.providers.retry import RetryBudget
 from reconciler.providers.scim import connect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def test_a_server_trickling_one_byte_every_2_s_is_cut_at_the_deadline(where: str
 
 
 def _status(status: int, retry_after: str | None) -> Serve:
-    head = f"HTTP/1.1 {status} Busy\r\nContent-Length: 2\r\nContent-Type: application/json\r\n"
+    head = f"HTTP/1.1 {status} Busy\r\nContent-Length: 2\r\nContent-Type: application/json\r\nConnection: close\r\n"
     if retry_after is not None:
         head += f"Retry-After: {retry_after}\r\n"
     raw = (head + "\r\n{}").encode()
@@ -171,10 +171,10 @@ def test_a_retry_after_that_is_not_a_wait_is_one_line_never_a_crash(value: str) 
 
 def test_the_budget_is_set_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECONCILER_RETRY_BUDGET", "7")
-    assert _http.start_run().total == 7
+    assert retry.start_run().total == 7
     monkeypatch.setenv("RECONCILER_RETRY_BUDGET", "nan")
     with pytest.raises(ProviderError, match="RECONCILER_RETRY_BUDGET must be a number of seconds"):
-        _http.start_run()
+        retry.start_run()
 
 
 BIG = 200 * 1024 * 1024
