@@ -13,6 +13,7 @@ Bodies and headers are never written; every line passes through the secret redac
 
 from __future__ import annotations
 
+import errno
 import getpass
 import hashlib
 import json
@@ -71,8 +72,14 @@ class AuditLog:
     def __enter__(self) -> AuditLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("a", encoding="utf-8")
+            # never through a symbolic link (a link planted where the log goes would send it elsewhere)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self._fh = os.fdopen(fd, "a", encoding="utf-8")
         except OSError as exc:  # opened before the first change: nothing has been applied
+            if exc.errno == errno.ELOOP:
+                raise ReconcilerError(f"the audit log {self.path} is a symbolic link; reconciler does not follow "
+                                      "one there: nothing was applied; pass --audit-log PATH with the real "
+                                      "file") from None
             where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.path) else ""
             raise ReconcilerError(f"cannot open the audit log {self.path}: {exc.strerror}{where}; nothing was "
                                   "applied; pass --audit-log PATH or set RECONCILER_AUDIT_LOG") from None

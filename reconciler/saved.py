@@ -38,6 +38,7 @@ from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.contract import Check
 from reconciler.errors import ConfigError, PlanError, StalePlanError
+from reconciler.files import PLAN_FILE_BYTES, FileRefused, read_limited
 from reconciler.plan.document import KIND, MAJOR, SavedPlanDocument
 from reconciler.plan.model import Plan, first_error
 from reconciler.providers.registry import SYSTEMS
@@ -116,8 +117,10 @@ def load_saved_plan(path: Path) -> SavedPlan:
     """Read a saved plan through the plan models: every change checked as a plan made here is (its
     invariants, its payload's type, what it depends on), or the whole file refused in one line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, PLAN_FILE_BYTES).decode("utf-8")
         doc = json.loads(text)
+    except FileRefused as exc:
+        raise PlanError(f"{path}: not a readable saved plan: the file {exc}") from None
     except (OSError, ValueError) as exc:
         raise PlanError(f"{path}: not a readable saved plan: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("changes"), list):

@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import Field
 
 from reconciler.errors import SecretError
+from reconciler.files import SECRET_FILE_BYTES, FileRefused, read_limited
 
 # What a credential field must hold; the JSON Schema publishes the same pattern.
 SECRET_PATTERN = r"^\$\{(env|file):[^}]+\}$"
@@ -52,7 +53,9 @@ def resolve(ref: str, field: str, base_dir: str | None = None) -> str:
         if not path.is_absolute() and base_dir:
             path = Path(base_dir) / path
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = read_limited(path, SECRET_FILE_BYTES).decode("utf-8").strip()
+        except FileRefused as exc:
+            raise SecretError(f"{field}: secret file {path} {exc}") from None
         except OSError as exc:
             raise SecretError(f"{field}: cannot read secret file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:

@@ -23,6 +23,7 @@ from reconciler.execute import Ledger
 from reconciler.plan.model import Change, Plan, with_dependencies
 from reconciler.providers._http import Recorder
 from reconciler.providers.registry import SYSTEMS, system_for
+from reconciler.providers.retry import start_run
 
 
 class Session:
@@ -36,6 +37,7 @@ class Session:
         self.transports = transports or {}
         # before any secret is resolved: a host outside RECONCILER_ALLOWED_HOSTS gets none of them
         check_allowed_hosts(config, skip=self.transports)
+        self.retry_budget = start_run()  # one budget of waits between retries for the whole run
         self.recorder = recorder
         self.sleep = sleep
         self.attempts = attempts

@@ -22,6 +22,8 @@ _EMAIL = re.compile(rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL}
 
 
 def check_email(value: str) -> str:
+    if len(value) > 254:  # RFC 5321; never quoted whole
+        raise ValueError(f"an email address is at most 254 characters, not {len(value):,} ('{value[:20]}...')")
     # fullmatch: re's $ also matches before a final line break, which let "alice@acme.io\n" through
     if not _EMAIL.fullmatch(value):
         raise ValueError(f"'{value}' is not a valid email address")
@@ -41,13 +43,35 @@ def refuse_userinfo(value: str) -> None:
                          "credentials go in the auth settings as ${env:NAME} or ${file:PATH}")
 
 
+def check_url_shape(value: str) -> None:
+    """No credential, no white space or control character anywhere (a trailing line break), an http(s)
+    scheme, a host, a port in 1-65535: what the HTTP client would otherwise refuse only when it connects."""
+    refuse_userinfo(value)
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    if len(value) > 2048:
+        raise ValueError(f"a URL is at most 2,048 characters, not {len(value):,} ('{shown}')")
+    if _SPACE.search(value):
+        raise ValueError(f"'{shown}' holds white space or a control character (a trailing line break?); a URL "
+                         "is one word")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"'{shown}' has a port outside 1-65535 or an invalid host") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{shown}' is not an http(s) URL with a host; write https://host/path")
+    if port == 0:
+        raise ValueError(f"'{shown}' has port 0; a port is 1-65535")
+
+
+_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def check_http_url(value: str) -> str:
     """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
-    refuse_userinfo(value)
+    check_url_shape(value)
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"'{value}' is not an http(s) URL; write https://host/path")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
         raise ValueError(f"'{value}' uses plain http; only https is allowed except to loopback "
                          "(127.0.0.1, localhost, ::1)")
     return value

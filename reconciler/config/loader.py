@@ -20,9 +20,10 @@ import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fal
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.identifiers import unsafe_text  # (also registers the reserved-attribute check)
+from reconciler.config.lengths import reference_misuse, too_long
 from reconciler.config.models import Config, ConfigFile
 from reconciler.config.partial import Dropped, keep_valid
-from reconciler.config.yamlpos import Document, load, parse
+from reconciler.config.yamlpos import Document, parse, read
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.secrets import CREDENTIAL_FIELDS
 
@@ -34,6 +35,9 @@ def config_files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     if not root.is_dir():
+        if root.exists():  # a FIFO or a device: never opened (a FIFO would block, a device never end)
+            raise ConfigError([Diagnostic(str(root), 0, 0, "not a regular file or a directory; a config is a "
+                                                           "YAML file or a directory of them")])
         raise ConfigError([Diagnostic(str(root), 0, 0, "no such file or directory")])
     files = _yaml_files(root)
     if not files:
@@ -68,12 +72,12 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
         display = _display(f)
         written = extra.get(f.resolve())
         try:
-            doc = load(f, display) if written is None else parse(written, display)
+            raw = read(f, display) if written is None else written  # read once: the digest is of what was parsed
+            doc = parse(raw, display)
         except ConfigError as exc:
             problems.extend(exc.diagnostics)
             continue
-        digest.update(str(f.relative_to(base)).encode() + b"\0" + (f.read_bytes() if written is None else written)
-                      + b"\0")
+        digest.update(str(f.relative_to(base)).encode() + b"\0" + raw + b"\0")
         if doc.data is None:
             continue  # an empty file (or only comments) declares nothing
         if not isinstance(doc.data, dict):
@@ -87,7 +91,12 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
     unreadable = bool(problems)  # a file that is not YAML: what it declares is unknown
     dropped = Dropped()  # the keys of items that failed validation; the other items are kept and cross-checked
     for doc in docs:
-        problems.extend(_reference_misuse(doc, doc.data, ()))
+        long = too_long(doc, doc.data)
+        if long:  # not validated further: a message of the validation would quote the value
+            problems.extend(long)
+            unreadable = True
+            continue
+        problems.extend(reference_misuse(doc, doc.data, ()))
         unsafe = unsafe_text(doc, doc.data)
         index: dict[str, list[int]] | None = None
         try:
@@ -276,23 +285,6 @@ def _dotted(parts: tuple[str | int, ...]) -> str:
     return out
 
 
-def _reference_misuse(doc: Document, data: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
-    """${env:...} / ${file:...} belong in credential fields only."""
-    out: list[Diagnostic] = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += _reference_misuse(doc, v, path + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _reference_misuse(doc, v, path + (i,))
-    elif isinstance(data, str) and "${" in data:
-        last = path[-1] if path else ""
-        if last not in CREDENTIAL_FIELDS:
-            out.append(doc.diag(path, "secret references are allowed only in credential fields "
-                                      f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
-    return out
-
-
 # --- pydantic errors -> located diagnostics ---------------------------------
 
 def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> list[Diagnostic]:
@@ -352,8 +344,11 @@ def translate(exc: ValidationError, doc: Document, root: type[BaseModel]) -> lis
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
             out.append(doc.diag(path, f"{_where(path)}: {msg}"))
+    # every proper prefix of a failing path, so the test below is one look-up (a scan of every path per
+    # failing value was quadratic: 40,000 wrong roles took two minutes)
+    inner = {q[:n] for q in paths for n in range(len(q))} if wrong_type else set()
     for path, names in wrong_type.items():
-        if any(len(q) > len(path) and q[:len(path)] == path for q in paths):
+        if path in inner:
             continue  # a union (text or a list of text): the error inside the list says more
         value = _value_at(doc.data, path)
         wanted = list(dict.fromkeys(names))

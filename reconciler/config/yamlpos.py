@@ -19,10 +19,13 @@ from typing import Any
 import yaml
 
 from reconciler.errors import ConfigError, Diagnostic
+from reconciler.files import FileRefused, read_limited
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 2_000_000
+MAX_NUMBER_CHARS = 40
+_INT, _FLOAT = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
 
 PathKey = tuple[str | int, ...]
 # The YAML 1.2 core schema: what a config file may tag explicitly. Everything else under
@@ -56,15 +59,22 @@ class Document:
 
 def load(path: Path, display: str) -> Document:
     """Parse one file; raise ConfigError with a located Diagnostic on any problem."""
+    return parse(read(path, display), display)
+
+
+def read(path: Path, display: str) -> bytes:
+    """The bytes of one config file: a regular file of at most MAX_FILE_BYTES, else a located ConfigError."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise ConfigError([Diagnostic(display, 1, 1, f"file is {size:,} bytes; config files may be at most "
                                                          f"{MAX_FILE_BYTES:,} bytes")])
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_FILE_BYTES)  # streamed: a file that grows past the limit is refused
+    except FileRefused as exc:
+        raise ConfigError([Diagnostic(display, 1, 1, f"file {exc}")]) from None
     except OSError as exc:
         raise ConfigError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
-    return parse(raw, display)
+    return raw
 
 
 def parse(raw: bytes, display: str) -> Document:
@@ -250,11 +260,17 @@ def _scalar(event: Any, pos: tuple[int, int], fail: Callable[[tuple[int, int], s
             kind = "date"
         fail(pos, f"values of type {kind} are not allowed here; quote it to make it text")
         return _SKIP
+    if tag in (_INT, _FLOAT) and len(event.value) > MAX_NUMBER_CHARS:
+        # never quoted whole (nor turned into a number of thousands of digits)
+        fail(pos, f"a number of {len(event.value):,} characters ({event.value[:12]}...); numbers in config files "
+                  f"are at most {MAX_NUMBER_CHARS} characters")
+        return _SKIP
     node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
     try:
         return _CONSTRUCTOR.construct_object(node)
     except (yaml.YAMLError, ValueError):
-        fail(pos, f"'{event.value}' is not a valid {tag.rsplit(':', 1)[-1]}")
+        shown = event.value if len(event.value) <= 40 else event.value[:37] + "..."
+        fail(pos, f"'{shown}' is not a valid {tag.rsplit(':', 1)[-1]}")
         return _SKIP
 
 

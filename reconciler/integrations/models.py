@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from reconciler.config.base import Item, Model, Name, check_email, refuse_userinfo
+from reconciler.config.base import Item, Model, Name, check_email, check_url_shape
 from reconciler.secrets import SecretRef
 
 _ATLASSIAN_SITE = re.compile(r"^https://[a-z0-9][a-z0-9-]*\.atlassian\.net/?$")
@@ -24,7 +24,7 @@ _LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/.*)?$"
 
 
 def _check_site_url(value: str) -> str:
-    refuse_userinfo(value)
+    check_url_shape(value)
     if _ATLASSIAN_SITE.match(value) or _LOOPBACK.match(value):
         return value.rstrip("/")
     raise ValueError(f"'{value}' is not a Jira Cloud site URL; write https://<site>.atlassian.net "
@@ -32,7 +32,7 @@ def _check_site_url(value: str) -> str:
 
 
 def _check_base_url(value: str) -> str:
-    refuse_userinfo(value)
+    check_url_shape(value)
     if value.startswith("https://") or _LOOPBACK.match(value):
         return value.rstrip("/")
     raise ValueError(f"'{value}' must start with https:// (plain http only on loopback)")

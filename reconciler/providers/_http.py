@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import json
-import random
+import math
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -28,11 +28,22 @@ from reconciler.errors import (
     ProviderError,
     ServerError,
 )
+from reconciler.providers.deadline import deadline_transport, request_deadline
+from reconciler.providers.retry import (
+    RETRY_BUDGET_ENV,
+    RetryBudget,
+    retry_after,
+    retry_delay,
+    run_budget,
+    seconds,
+)
 from reconciler.secrets import redact, remember, remember_basic, remember_header
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"reconciler/{__version__}"
 
+# The most a response body may hold (decoded); past it the answer is refused, never buffered whole.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 # The address of the change being applied, for the audit log.
 current_address: contextvars.ContextVar[str] = contextvars.ContextVar("current_address", default="")
 
@@ -123,8 +134,9 @@ class OAuth2ClientCredentials(httpx.Auth):
         if self.scope:
             data["scope"] = self.scope
         try:
-            with httpx.Client(transport=self._transport, verify=self._verify, timeout=self._timeout,
-                              trust_env=False, follow_redirects=False) as c:
+            transport = self._transport or deadline_transport(self._verify, httpx.Limits(max_connections=1))
+            with httpx.Client(transport=transport, verify=self._verify, timeout=self._timeout,
+                              trust_env=False, follow_redirects=False) as c, request_deadline(self._timeout):
                 r = c.post(self.token_url, data=data, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise ConnectError("cannot reach the OAuth token endpoint", "POST", self.token_url,
@@ -141,7 +153,7 @@ class OAuth2ClientCredentials(httpx.Auth):
         remember(token)  # whatever its length: the authorization server chose it
         remember_header(f"Bearer {token}")
         self._token = token
-        self._expires = time.monotonic() + max(float(body.get("expires_in", 3600)) - 60, 5)
+        self._expires = time.monotonic() + max(_expires_in(body.get("expires_in", 3600), self.token_url) - 60, 5)
         return token
 
     def token(self, force: bool = False) -> str:
@@ -156,6 +168,18 @@ class OAuth2ClientCredentials(httpx.Auth):
         if response.status_code == 401:
             request.headers["Authorization"] = f"Bearer {self.token(force=True)}"
             yield request
+
+
+def _expires_in(value: Any, url: str) -> float:
+    """RFC 6749 ``expires_in``: a number of seconds; anything else is one line naming the field."""
+    try:
+        seconds = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise AuthError(f"the OAuth token endpoint answered with expires_in {str(value)[:40]!r}, not a number of "
+                        "seconds", "POST", url, 200)
+    return seconds
 
 
 def _detail(r: httpx.Response) -> str:
@@ -207,22 +231,6 @@ def _safe_url(url: httpx.URL) -> str:
     return redact(str(url.copy_with(query=None)))
 
 
-def retry_delay(r: httpx.Response | None, attempt: int, base: float, cap: float) -> float:
-    """Retry-After (seconds or HTTP date) when the server gives it, else exponential backoff with jitter."""
-    if r is not None:
-        ra = r.headers.get("Retry-After")
-        if ra:
-            try:
-                return min(max(float(ra), 0.0), cap)
-            except ValueError:
-                from email.utils import parsedate_to_datetime
-                try:
-                    return min(max(parsedate_to_datetime(ra).timestamp() - time.time(), 0.0), cap)
-                except (TypeError, ValueError):
-                    pass
-    return min(cap, base * 2.0 ** (attempt - 1)) * (0.5 + random.random() / 2)
-
-
 class Http:
     """An ``httpx.Client`` plus retries, error mapping and call recording.
 
@@ -234,9 +242,14 @@ class Http:
 
     def __init__(self, client: httpx.Client, provider: str, *, attempts: int = 5, backoff: float = 0.5,
                  max_delay: float = 30.0, recorder: Recorder | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, budget: RetryBudget | None = None,
+                 max_body: int = MAX_BODY_BYTES) -> None:
         self.client, self.provider = client, provider
         self.attempts, self.backoff, self.max_delay = attempts, backoff, max_delay
+        self.budget = budget if budget is not None else run_budget()
+        self.max_body = max_body
+        # one deadline per request, connect to the body's last byte: the client's timeout
+        self.deadline = client.timeout.read or client.timeout.connect or 30.0
         self.recorder = recorder
         self.sleep = sleep
         self.calls = 0
@@ -258,17 +271,24 @@ class Http:
                 recover: Callable[[], Any] | None = None, **kw: Any) -> httpx.Response:
         last_exc: Exception | None = None
         r: httpx.Response | None = None
+        tries = 0
         for attempt in range(1, self.attempts + 1):
             if attempt > 1:
-                self.sleep(retry_delay(r, attempt - 1, self.backoff, self.max_delay))
+                delay = retry_delay(r, attempt - 1, self.backoff, self.max_delay)
+                if not self.budget.take(delay):
+                    self._over_budget(method, url, r, delay, last_exc)
+                    break
+                self.sleep(delay)
                 if recover is not None:
                     found = recover()
                     if found is not None:
                         return found  # type: ignore[no-any-return]
             t0 = time.perf_counter()
             full = self._full(url)
+            tries += 1
             try:
-                r = self.client.request(method, url, **kw)
+                with request_deadline(self.deadline):
+                    r = self._send(method, url, **kw)
             except httpx.TimeoutException as exc:
                 self._record(method, full, None, t0, "timeout", attempt)
                 last_exc, r = exc, None
@@ -288,9 +308,44 @@ class Http:
         if r is not None:
             raise_for_status(r, what)
         assert last_exc is not None
-        reason = "timed out" if isinstance(last_exc, httpx.TimeoutException) else _connect_reason(last_exc)
+        reason = (f"no whole answer within the {seconds(self.deadline)} deadline (timeout)"
+                  if isinstance(last_exc, httpx.TimeoutException) else _connect_reason(last_exc))
         raise ConnectError(f"cannot reach {self.provider}: {reason}", method, redact(self._full(url)),
-                           detail=f"after {self.attempts} attempts") from None
+                           detail=f"after {tries} attempt{'s' if tries > 1 else ''}") from None
+
+    def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        """One attempt, its body streamed and refused past ``max_body`` (never buffered whole)."""
+        r = self.client.send(self.client.build_request(method, url, **kw), stream=True)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in r.iter_bytes():
+                size += len(chunk)
+                if size > self.max_body:
+                    declared = r.headers.get("Content-Length", "")
+                    ok_len = declared.isdigit() and len(declared) < 20
+                    said = f" (it declared {int(declared):,} bytes)" if ok_len else ""
+                    raise ServerError(f"the answer is more than {self.max_body:,} bytes, the limit{said}; not read "
+                                      "further", method, _safe_url(r.request.url), r.status_code)
+                chunks.append(chunk)
+            r._content = b"".join(chunks)  # what Response.read() would have kept
+        finally:
+            r.close()
+        return r
+
+    def _over_budget(self, method: str, url: str, r: httpx.Response | None, delay: float,
+                     last_exc: Exception | None) -> None:
+        """Waiting ``delay`` more would overrun the run's retry budget: the last answer stands, or (asked to
+        wait by Retry-After) one line saying how long the server asked for."""
+        left = self.budget.left
+        asked = retry_after(r)
+        if r is not None and asked is not None:
+            raise ServerError(f"the server asked to wait {seconds(asked)} before retrying (Retry-After), more than "
+                              f"the {seconds(left)} left of this run's retry budget of "
+                              f"{seconds(self.budget.total)} (set {RETRY_BUDGET_ENV} to wait longer)", method,
+                              _safe_url(r.request.url), r.status_code)
+        if r is not None:
+            raise_for_status(r, "request failed (the run's retry budget is spent)")
 
     def _full(self, url: str) -> str:
         if url.startswith(("http://", "https://")):
@@ -329,20 +384,42 @@ def build_client(base_url: str, *, auth: httpx.Auth | None, timeout: float, ca_b
     credentials), and no credential reconciler was not given is sent."""
     if transport is None:
         check_url(base_url)
-    verify: Any = True
-    if ca_bundle:
-        import ssl
-        try:
-            verify = ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ProviderError(f"cannot load ca_bundle {ca_bundle}: {exc}") from None
+    verify = ca_context(ca_bundle)
     h = {"User-Agent": USER_AGENT}
     h.update(headers or {})
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.Client(
-        base_url=base_url.rstrip("/") + "/", auth=auth, timeout=timeout, verify=verify, transport=transport,
-        headers=h, follow_redirects=False, trust_env=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        base_url=base_url.rstrip("/") + "/", auth=auth, timeout=timeout, verify=verify,
+        transport=transport if transport is not None else deadline_transport(verify, limits),
+        headers=h, follow_redirects=False, trust_env=False, limits=limits,
     )
+
+
+def ca_path(item: Any, base_dir: str | None = None) -> str | None:
+    """An item's ``ca_bundle``, a relative path taken from the directory of the file that declares it (else
+    ``base_dir``), never from the working directory."""
+    ca: str | None = getattr(item, "ca_bundle", None)
+    if not ca:
+        return None
+    from pathlib import Path
+    path = Path(ca).expanduser()
+    if path.is_absolute():
+        return str(path)
+    declared = item.where("ca_bundle")[0] if hasattr(item, "where") else "<config>"
+    if declared != "<config>":
+        return str(Path(declared).resolve().parent / path)
+    return str(Path(base_dir) / path) if base_dir else str(path)
+
+
+def ca_context(ca_bundle: str | None) -> Any:
+    """What ``verify`` takes: the system's CAs, or the ones in ``ca_bundle``."""
+    if not ca_bundle:
+        return True
+    import ssl
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ProviderError(f"cannot load ca_bundle {ca_bundle}: {exc}") from None
 
 
 def json_body(r: httpx.Response) -> Any:

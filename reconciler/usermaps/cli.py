@@ -13,6 +13,7 @@ from reconciler.config.checks import did_you_mean
 from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.errors import ReconcilerError
+from reconciler.files import USERMAP_FILE_BYTES, FileRefused, read_limited
 from reconciler.usermaps import formats
 from reconciler.usermaps.resolve import (
     connections,
@@ -155,7 +156,12 @@ def import_(file: Path, fmt: str, out: Path, sources: tuple[str, ...], member_so
     if out.exists():
         raise ReconcilerError(f"{out} exists; choose a new file (import never overwrites)")
     cfg = load_config(config) if config is not None else None
-    raw = file.read_bytes()
+    try:
+        raw = read_limited(file, USERMAP_FILE_BYTES)  # a FIFO or /dev/zero is refused before a byte is read
+    except FileRefused as exc:
+        raise ReconcilerError(f"{file}: {exc}") from None
+    except OSError as exc:
+        raise ReconcilerError(f"{file}: cannot read: {exc.strerror}") from None
     if fmt == "connect-xml":
         maps = formats.read_connect_xml(raw, str(file), formats.parse_sources(sources), member_source, cfg)
     elif fmt == "csv":

@@ -19,7 +19,7 @@ import httpx
 
 from reconciler.config.models import Config, Member
 from reconciler.errors import ReconcilerError
-from reconciler.providers._http import BearerToken, Http, build_client
+from reconciler.providers._http import BearerToken, Http, build_client, ca_path
 from reconciler.secrets import resolve
 from reconciler.usermaps.resolve import connections, identities_for, mapped_identities
 
@@ -62,7 +62,7 @@ def jira_http(config: Config, conn: Any, transport: httpx.BaseTransport | None =
         auth = httpx.BasicAuth(conn.email, token)
     else:
         auth = BearerToken(resolve(conn.token, f"{conn.locate('token')}: connections.{conn.name}.token", base_dir))
-    client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=conn.ca_bundle,
+    client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=ca_path(conn, base_dir),
                           transport=transport, headers={"Accept": "application/json"})
     return Http(client, f"jira.{conn.name}")
 

@@ -82,6 +82,19 @@ def test_apply_with_an_audit_log_path_that_is_a_folder_changes_nothing(cfg: Path
     assert users(scim) == []
 
 
+def test_apply_refuses_an_audit_log_that_is_a_symbolic_link(cfg: Path, scim: ScimServer, tmp_path: Path) -> None:
+    """A link planted where the log goes would append it elsewhere: not followed (O_NOFOLLOW)."""
+    target = tmp_path / "elsewhere.jsonl"
+    target.write_text("")
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(target)
+    out = assert_clean_failure(run("apply", str(cfg), "--auto-approve", "--audit-log", str(link)))
+    assert f"error: the audit log {link} is a symbolic link; reconciler does not follow one there: nothing was " \
+           "applied" in out, out
+    assert target.read_text() == ""
+    assert users(scim) == []
+
+
 def test_apply_where_the_default_audit_folder_is_a_file(cfg: Path, scim: ScimServer, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECONCILER_AUDIT_LOG", raising=False)

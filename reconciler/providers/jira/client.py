@@ -13,7 +13,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.integrations.models import JiraCloudConnection, JiraConnection
-from reconciler.providers._http import BasicAuth, BearerToken, Http, build_client
+from reconciler.providers._http import BasicAuth, BearerToken, Http, build_client, ca_path
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.secrets import resolve
@@ -226,7 +226,8 @@ def connect(conn: JiraConnection, *, transport: httpx.BaseTransport | None = Non
         auth = BasicAuth(conn.email, token)
     else:
         auth = BearerToken(resolve(conn.token, f"{conn.locate('token')}: connections.{conn.name}.token", base_dir))
-    client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=conn.ca_bundle, transport=transport,
+    client = build_client(conn.url, auth=auth, timeout=conn.timeout, ca_bundle=ca_path(conn, base_dir),
+                          transport=transport,
                           headers={"Accept": "application/json"}, max_connections=8)
     kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}
     if sleep is not None:

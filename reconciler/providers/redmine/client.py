@@ -21,7 +21,7 @@ from reconciler.errors import (
     ProviderError,
     ServerError,
 )
-from reconciler.providers._http import Http, Recorder, build_client
+from reconciler.providers._http import Http, Recorder, build_client, ca_path
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.secrets import redact, resolve
@@ -237,7 +237,8 @@ def connect(conn: RedmineConnection, *, transport: httpx.BaseTransport | None = 
             recorder: Recorder | None = None, base_dir: str | None = None,
             sleep: Callable[[float], None] | None = None, attempts: int = 5) -> RedmineClient:
     key = resolve(conn.api_key, f"{conn.locate('api_key')}: connections.{conn.name}.api_key", base_dir)
-    client = build_client(conn.base_url, auth=RedmineApiKey(key), timeout=conn.timeout, ca_bundle=conn.ca_bundle,
+    client = build_client(conn.base_url, auth=RedmineApiKey(key), timeout=conn.timeout,
+                          ca_bundle=ca_path(conn, base_dir),
                           transport=transport, headers={"Accept": "application/json"},
                           max_connections=max(_opt(conn, "concurrency", 4), 4))
     kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}

@@ -30,6 +30,8 @@ from reconciler.providers._http import (
     OAuth2ClientCredentials,
     Recorder,
     build_client,
+    ca_context,
+    ca_path,
     raise_for_status,
 )
 from reconciler.providers.paging import Page, read_pages
@@ -105,7 +107,8 @@ def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str 
         return BasicAuth(a.username, token)
     secret = resolve(a.client_secret, where("client_secret"), base_dir)
     return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
-                                   transport=transport, timeout=p.timeout)
+                                   transport=transport, timeout=p.timeout,
+                                   verify=ca_context(ca_path(p, base_dir)))  # the token request trusts it too
 
 
 def connect(p: ScimProvider, *, transport: httpx.BaseTransport | None = None, recorder: Recorder | None = None,
@@ -113,7 +116,7 @@ def connect(p: ScimProvider, *, transport: httpx.BaseTransport | None = None, re
             attempts: int = 5) -> ScimClient:
     """Build a client for a configured provider (``transport`` lets tests and the sandbox inject a server)."""
     auth = _auth(p, transport, base_dir)
-    client = build_client(p.base_url, auth=auth, timeout=p.timeout, ca_bundle=p.ca_bundle, transport=transport,
+    client = build_client(p.base_url, auth=auth, timeout=p.timeout, ca_bundle=ca_path(p, base_dir), transport=transport,
                           headers={"Accept": SCIM_JSON}, max_connections=max(p.concurrency, 4))
     kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}
     if sleep is not None:
