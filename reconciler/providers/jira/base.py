@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.config.models import Config
+from reconciler.errors import AuthError, ProviderError
 from reconciler.integrations.models import Integration, JiraConnection
 from reconciler.providers.jira.client import JiraClient
 from reconciler.providers.jira.common import (
@@ -12,6 +13,7 @@ from reconciler.providers.jira.common import (
     _Live,
     _where,
 )
+from reconciler.secrets import redact
 
 
 class PlannerBase:
@@ -42,3 +44,24 @@ class PlannerBase:
         where = f"{_where(i, field)}: integration '{i.name}': " if i is not None else ""
         self.out.problems.append(f"{where}{text}")
 
+    def webhook_list(self) -> list[dict[str, Any]] | None:
+        """The admin webhooks, read once per plan; None when Jira would not list them (``webhook_trouble``
+        says why): that fails no plan by itself."""
+        if self.live.webhooks is None and self.live.webhook_error is None:
+            try:
+                self.live.webhooks = self.client.webhooks()
+            except ProviderError as exc:
+                self.live.webhook_error = exc
+        return self.live.webhooks
+
+    def webhook_trouble(self) -> str:
+        exc = self.live.webhook_error
+        if isinstance(exc, AuthError):
+            return "listing admin webhooks needs the Jira administrator permission"
+        return f"listing admin webhooks failed ({redact(str(exc))})"
+
+    def property_keys_of(self, project: str) -> list[str] | None:
+        """The keys of a project's properties, listed once per plan (None: the project is gone)."""
+        if project not in self.live.property_keys:
+            self.live.property_keys[project] = self.client.property_keys(project)
+        return self.live.property_keys[project]
