@@ -286,8 +286,7 @@ def test_served_datacenter_property_put_answers_empty_json(tmp_path: Path) -> No
         api = f"{info['JIRA_BASE_URL']}/rest/api/2"
         h = {"Authorization": f"Bearer {info['JIRA_TOKEN']}"}
         for status in (201, 200):
-            r = httpx.put(f"{api}/project/SEC/properties/x.y", headers=h, content=json.dumps({"a": 1}),
-                          **{"timeout": 10})
+            r = httpx.put(f"{api}/project/SEC/properties/x.y", headers=h, content=json.dumps({"a": 1}), timeout=10)
             assert r.status_code == status and r.content == b""
             assert r.headers["Content-Type"].startswith("application/json")
 
