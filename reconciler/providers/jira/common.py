@@ -91,6 +91,8 @@ class _Live:
     webhooks: list[dict[str, Any]] | None = None
     webhook_error: ProviderError | None = None  # why the admin webhooks could not be listed
     property_keys: dict[str, list[str] | None] = field(default_factory=dict)  # project -> its property keys
+    # (project, issue type id) -> the fields of its create screen
+    create_fields: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     project_keys: list[str] | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -211,7 +211,9 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         priority scheme allows for the issue type), and, when the activation test issue is still to be made,
         the fields it sets against the screen and the screen's required fields against the fields it sets."""
         try:
-            fields = {str(f.get("fieldId")): f for f in self.client.create_fields(i.project, type_id)}
+            if (i.project, type_id) not in self.live.create_fields:  # integrations may share a screen
+                self.live.create_fields[(i.project, type_id)] = self.client.create_fields(i.project, type_id)
+            fields = {str(f.get("fieldId")): f for f in self.live.create_fields[(i.project, type_id)]}
         except NotFoundError:
             self.problem(i, "issue_type", f"issue type '{i.issue_type}' cannot be created in {i.project}: Jira "
                                           "has no create screen for it")
