@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -128,7 +128,7 @@ class JiraClient:
         self.user_keys[name] = str(u.get("name") or name) if u is not None else name
         return self.user_keys[name]
 
-    def permissions(self, key: str, wanted: list[str]) -> dict[str, bool]:
+    def permissions(self, key: str, wanted: Sequence[str]) -> dict[str, bool]:
         params: dict[str, Any] = {"projectKey": key}
         if self.cloud:  # Cloud requires the list; Data Center answers with every permission
             params["permissions"] = ",".join(wanted)

@@ -61,6 +61,14 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         if info:
             self._check_version(info[0])
         self._check_accounts(mapped, fallbacks)
+        each: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        for i in ints:  # what each integration each that depends on nothing else, at once
+            each += [(self.client.project, (i.project,)), (self.client.get_property, (i.project, i.property_key)),
+                      (self.client.permissions, (i.project, tuple(k for k, _ in self._needs(i)))),
+                      (self.property_keys_of, (i.project,))]
+            each += [(self.client.statuses, (i.project,))] if i.statuses else []
+            each += [(self.client.role_ids, (i.project,))] if i.team_roles else []
+        self.prefetch(each + [(self.webhook_list, ())])
         for i in ints:
             self._plan_integration(i)
         if not self.out.problems:
@@ -117,7 +125,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
 
     def _plan_integration(self, i: Integration) -> None:
         n_problems = len(self.out.problems)
-        project = self.client.project(i.project)
+        project = self.read(self.client.project, i.project)
         if project is None:
             self._project_missing(i)
             return
@@ -125,7 +133,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             self.problem(i, "project", f"project '{i.project}' has moved: Jira now calls it '{project.get('key')}' "
                                        f"(id {project.get('id')}); write project: {project.get('key')}")
             return
-        recorded = self.client.get_property(i.project, i.property_key)
+        recorded = self.read(self.client.get_property, i.project, i.property_key)
         rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
 
         settings: dict[str, Any] = {
@@ -145,7 +153,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         # (global) and statuses (of this issue type's workflow in this project)
         settings["priorities"] = {}
         if i.statuses:
-            per_type = {t["name"]: t.get("statuses") or [] for t in self.client.statuses(i.project)}
+            per_type = {t["name"]: t.get("statuses") or [] for t in self.read(self.client.statuses, i.project)}
             statuses = per_type.get(i.issue_type) if it is not None else None
             if statuses is None:
                 statuses = list({s["id"]: s for ss in per_type.values() for s in ss}.values())
@@ -162,7 +170,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         # roles
         role_ids: dict[str, int] = {}
         if i.team_roles:
-            role_ids = self.client.role_ids(i.project)
+            role_ids = self.read(self.client.role_ids, i.project)
             settings["teamRoles"] = {}
             for team, role in sorted(i.team_roles.items()):
                 if role not in role_ids:
@@ -243,14 +251,19 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                                           f"{', '.join(needed)}, which it does not set; give the field a default "
                                           "value in Jira, or set test_issue: false")
 
-    def _check_permissions(self, i: Integration) -> dict[str, bool]:
+    @staticmethod
+    def _needs(i: Integration) -> list[tuple[str, str]]:
         needs = list(INTEGRATION_PERMISSIONS)
         if i.test_issue and i.delete_test_issue:
             needs.append(DELETE_PERMISSION)
         needs.append(ADMIN_PROJECT)
         if i.webhook is not None:
             needs.append(ADMIN_GLOBAL)
-        have = self.client.permissions(i.project, [k for k, _ in needs])
+        return needs
+
+    def _check_permissions(self, i: Integration) -> dict[str, bool]:
+        needs = self._needs(i)
+        have = self.read(self.client.permissions, i.project, tuple(k for k, _ in needs))
         missing = [f"{label} ({k})" for k, label in needs if not have.get(k)]
         if missing:
             self.problem(i, "project", f"the integration user lacks {len(missing)} permission(s) on project "
