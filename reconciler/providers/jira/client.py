@@ -94,9 +94,6 @@ class JiraClient:
     def statuses(self, key: str) -> list[dict[str, Any]]:
         return list(self._get(f"project/{seg(key)}/statuses", f"cannot read the statuses of project {key}"))
 
-    def priorities(self) -> list[dict[str, Any]]:
-        return list(self._paged("priority/search" if self.cloud else "priority/page", "cannot list priorities"))
-
     def resolutions(self) -> list[dict[str, Any]]:
         return list(self._paged("resolution/search" if self.cloud else "resolution/page",
                                 "cannot list resolutions"))
