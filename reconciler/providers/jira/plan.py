@@ -62,7 +62,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             self._check_version(info[0])
         self._check_accounts(mapped, fallbacks)
         each: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        for i in ints:  # what each integration each that depends on nothing else, at once
+        for i in ints:  # what each integration reads that depends on nothing else, at once
             each += [(self.client.project, (i.project,)), (self.client.get_property, (i.project, i.property_key)),
                       (self.client.permissions, (i.project, tuple(k for k, _ in self._needs(i)))),
                       (self.property_keys_of, (i.project,))]
@@ -182,7 +182,8 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             settings["teamRoles"] = {}
         # permissions, then what the create screen of the issue type offers (it needs Create issues)
         have = self._check_permissions(i)
-        creates = i.test_issue and not rec.get("testIssueCreated")
+        creates = i.test_issue and not rec.get("testIssueCreated") \
+            and TEST_ISSUE_PROPERTY_PREFIX + i.name not in (self.property_keys_of(i.project) or [])
         if it is not None and have.get("CREATE_ISSUES") and (i.priorities or creates):
             self._check_create_screen(i, str(it["id"]), settings, rec, creates)
         if len(self.out.problems) > n_problems:
