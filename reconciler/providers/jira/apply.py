@@ -15,6 +15,8 @@ from reconciler.execute import Outcome, run_changes
 from reconciler.plan.model import Action, Change
 from reconciler.providers.jira.client import JiraClient
 from reconciler.providers.jira.common import (
+    PROPERTY_PREFIX,
+    TEST_ISSUE_PROPERTY_PREFIX,
     _digest,
     _live_webhook,
     _webhook_id,
@@ -97,11 +99,15 @@ class ConnectionApplier:
             self.client.delete_issue(str(c.id))
             return
         assert c.after is not None
-        if self.client.labelled_issues(project, label):
+        marker = TEST_ISSUE_PROPERTY_PREFIX + c.key
+        if self.client.get_property(project, marker) is not None:
             return  # created by an earlier, interrupted apply
         issue = self.client.create_issue(project, str(c.refs["issue_type_id"]), str(c.after["summary"]), label,
                                          "Created by reconciler when the integration was first applied, to prove "
                                          "that the integration user can create issues here.")
+        # recorded at once, by key: a search (eventually consistent) may not see the issue for a while
+        self.client.put_property(project, marker, {"managedBy": "reconciler", "integration": c.key,
+                                                   "issue": {"id": str(issue.get("id")), "key": issue.get("key")}})
         if c.after.get("delete_after_create"):
             self.client.delete_issue(str(issue.get("key") or issue.get("id")))
 
@@ -112,6 +118,8 @@ class ConnectionApplier:
             if live is not None:
                 self._stale(c, live)
                 self.client.delete_property(project, prop)
+            if prop.startswith(PROPERTY_PREFIX):  # the record of its test issue goes with it (the issue stays)
+                self.client.delete_property(project, TEST_ISSUE_PROPERTY_PREFIX + prop[len(PROPERTY_PREFIX):])
             return
         assert c.after is not None
         self._stale(c, live)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
@@ -20,6 +22,21 @@ from reconciler.secrets import resolve
 
 CLOUD_PAGE = 100
 USER_CHUNK = 50  # account IDs per /user/bulk call (keeps the URL short)
+LOOKUP_WORKERS = 8  # account lookups in flight at once (the client keeps 8 connections)
+
+_USER_KEY = re.compile(r"^JIRAUSER\d+$")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def concurrently(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    """``fn`` over ``items``, LOOKUP_WORKERS at a time, results in the order of ``items``; the first error
+    is raised."""
+    todo = list(items)
+    if len(todo) <= 1:
+        return [fn(x) for x in todo]
+    with ThreadPoolExecutor(max_workers=min(LOOKUP_WORKERS, len(todo)), thread_name_prefix="jira-read") as pool:
+        return list(pool.map(fn, todo))
 
 
 # --- the wire protocol ------------------------------------------------------------
@@ -32,6 +49,7 @@ class JiraClient:
         self.conn = conn
         self.cloud = isinstance(conn, JiraCloudConnection)
         self.api = "rest/api/3" if self.cloud else "rest/api/2"
+        self.user_keys: dict[str, str] = {}  # Data Center: user key -> username, of the accounts looked up
 
     def close(self) -> None:
         self.http.close()
@@ -76,9 +94,6 @@ class JiraClient:
     def statuses(self, key: str) -> list[dict[str, Any]]:
         return list(self._get(f"project/{seg(key)}/statuses", f"cannot read the statuses of project {key}"))
 
-    def priorities(self) -> list[dict[str, Any]]:
-        return list(self._paged("priority/search" if self.cloud else "priority/page", "cannot list priorities"))
-
     def resolutions(self) -> list[dict[str, Any]]:
         return list(self._paged("resolution/search" if self.cloud else "resolution/page",
                                 "cannot list resolutions"))
@@ -95,10 +110,22 @@ class JiraClient:
                 continue
             ident = (a.get("actorUser") or {}).get("accountId") if self.cloud else a.get("name")
             if ident:
-                out.append(str(ident))
+                out.append(str(ident) if self.cloud else self.username_of(str(ident)))
         return sorted(out)
 
-    def permissions(self, key: str, wanted: list[str]) -> dict[str, bool]:
+    def username_of(self, name: str) -> str:
+        """A Data Center role actor's ``name`` as a username. Data Center answers the username there; a user
+        key (``JIRAUSERnnnnn``, what Jira stores for the actor) is translated, through the accounts already
+        looked up or one lookup by key, so that actors always compare with the usernames of user maps."""
+        if name in self.user_keys:
+            return self.user_keys[name]
+        if not _USER_KEY.match(name):
+            return name
+        u = self.user_keyed(name)
+        self.user_keys[name] = str(u.get("name") or name) if u is not None else name
+        return self.user_keys[name]
+
+    def permissions(self, key: str, wanted: Sequence[str]) -> dict[str, bool]:
         params: dict[str, Any] = {"projectKey": key}
         if self.cloud:  # Cloud requires the list; Data Center answers with every permission
             params["permissions"] = ",".join(wanted)
@@ -107,31 +134,73 @@ class JiraClient:
         return {k: bool((perms.get(k) or {}).get("havePermission")) for k in wanted}
 
     def users(self, idents: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Look up accounts: Cloud in /user/bulk pages of USER_CHUNK IDs; Data Center by paging /user/list."""
+        """Look up accounts, never the whole user base: Cloud in /user/bulk pages of USER_CHUNK IDs; Data
+        Center one ``GET /user?username=`` each (every supported version has it; ``/user/list`` exists only
+        from 10.3 and lists every user). Both run LOOKUP_WORKERS at a time."""
         want = sorted(set(idents))
         if not want:
             return {}
         out: dict[str, dict[str, Any]] = {}
         if self.cloud:
-            for n in range(0, len(want), USER_CHUNK):
-                chunk = want[n:n + USER_CHUNK]
-                for u in self._paged("user/bulk", "cannot look up Jira accounts", accountId=chunk):
+            def chunk(n: int) -> list[dict[str, Any]]:
+                return list(self._paged("user/bulk", "cannot look up Jira accounts",
+                                        accountId=want[n:n + USER_CHUNK]))
+            for found in concurrently(chunk, range(0, len(want), USER_CHUNK)):
+                for u in found:
                     out[str(u["accountId"])] = u
             return out
-        wanted = {w.lower(): w for w in want}
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"maxResults": 1000}
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = self._get("user/list", "cannot list Jira users", **params)
-            for u in page.get("values") or []:
-                name = str(u.get("name", ""))
-                if name.lower() in wanted:
-                    out[wanted[name.lower()]] = u
-            cursor = page.get("nextCursor")
-            if page.get("isLast", True) or not cursor or not page.get("values"):
-                return out
+        for name, one in zip(want, concurrently(self.user_named, want), strict=True):
+            if one is not None:
+                out[name] = one
+                if one.get("key"):
+                    self.user_keys[str(one["key"])] = str(one.get("name") or name)
+        return out
+
+    def user_named(self, username: str) -> dict[str, Any] | None:
+        """A Data Center account by username (None: no such user)."""
+        try:
+            return dict(self._get("user", f"cannot look up Jira user {username}", username=username))
+        except NotFoundError:
+            return None
+
+    def user_keyed(self, key: str) -> dict[str, Any] | None:
+        """A Data Center account by its user key (JIRAUSERnnnnn; None: no such user)."""
+        try:
+            return dict(self._get("user", f"cannot look up Jira user key {key}", key=key))
+        except NotFoundError:
+            return None
+
+    def server_info(self) -> dict[str, Any]:
+        return dict(self._get("serverInfo", "cannot read the Jira server's version (serverInfo)"))
+
+    def create_fields(self, project: str, issue_type_id: str) -> list[dict[str, Any]]:
+        """The fields of the create screen of an issue type in a project (``createmeta``), paged. Cloud answers
+        them under 'fields' (its description also names 'results'), Data Center under 'values'."""
+        path = f"issue/createmeta/{seg(project)}/issuetypes/{seg(issue_type_id)}"
+        what = f"cannot read the create screen of issue type {issue_type_id} in {project}"
+
+        def fetch(offset: int) -> Page:
+            page = self._get(path, what, startAt=offset, maxResults=CLOUD_PAGE)
+            values = next((page[k] for k in ("fields", "values", "results")
+                           if isinstance(page, dict) and isinstance(page.get(k), list)), None)
+            if values is None:
+                raise ServerError(f"{what}: the answer has no list of fields", "GET", self.http._full(path))
+            total = page.get("total")
+            last = page.get("isLast")
+            return Page([v for v in values if isinstance(v, dict)],
+                        total if isinstance(total, int) and not isinstance(total, bool) else None,
+                        last if isinstance(last, bool) else None)
+
+        items, _ = read_pages(fetch, page_size=CLOUD_PAGE, url=self.http._full(path),
+                              key=lambda v: str(v.get("fieldId") or v.get("key")))
+        return items
+
+    def issue(self, key: str) -> dict[str, Any] | None:
+        """An issue by key or id (None: gone, or not visible)."""
+        try:
+            return dict(self._get(f"issue/{seg(key)}", f"cannot read issue {key}", fields="summary,labels"))
+        except NotFoundError:
+            return None
 
     # project property
     def get_property(self, key: str, prop: str) -> Any | None:

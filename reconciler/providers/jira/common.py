@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config.models import Config
+from reconciler.errors import ProviderError
 from reconciler.integrations.models import Integration, JiraConnection, RedmineConnection
 from reconciler.plan.model import AttributeChange, Change
 
@@ -35,6 +36,11 @@ PROPERTY_PREFIX = "reconciler.integration."
 _CONVENTION = re.compile(r"^reconciler (?P<name>[a-z0-9][a-z0-9_-]*)$")
 _JQL_PROJECT = re.compile(r'\bproject\s*=\s*"?(?P<one>[A-Z][A-Z0-9_]*)"?|\bproject\s+in\s*\((?P<many>[^)]*)\)', re.I)
 TEST_LABEL_PREFIX = "reconciler-test-"
+TEST_ISSUE_PROPERTY_PREFIX = "reconciler.test-issue."  # + integration: which issue the activation test made
+# The fields the activation test issue sets besides project and issue type (JiraClient.create_issue).
+TEST_ISSUE_FIELDS = ("summary", "labels", "description")
+# The oldest Jira Data Center reconciler supports (docs/jira.md); /serverInfo tells the version.
+MIN_DC_VERSION = (9, 12)
 
 
 def address(conn: str, kind: str, key: str) -> str:
@@ -81,9 +87,12 @@ class _Live:
     """What one connection's plan read, shared by its integrations."""
 
     me: str = ""
-    priorities: list[dict[str, Any]] | None = None
     resolutions: list[dict[str, Any]] | None = None
     webhooks: list[dict[str, Any]] | None = None
+    webhook_error: ProviderError | None = None  # why the admin webhooks could not be listed
+    property_keys: dict[str, list[str] | None] = field(default_factory=dict)  # project -> its property keys
+    # (project, issue type id) -> the fields of its create screen
+    create_fields: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     project_keys: list[str] | None = None
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
 

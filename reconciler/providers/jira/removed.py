@@ -59,7 +59,7 @@ class RemovalPlanning(PlannerBase):
         self.out.managed += sum(1 for w in hooks or [] if str(w.get("name")) in declared_hooks)
         seen: set[str] = set()
         for project in sorted(projects):
-            for key in sorted(self.client.property_keys(project) or []):
+            for key in sorted(self.property_keys_of(project) or []):
                 name = key[len(PROPERTY_PREFIX):] if key.startswith(PROPERTY_PREFIX) else None
                 if not name:
                     continue
@@ -85,14 +85,16 @@ class RemovalPlanning(PlannerBase):
             self._delete_webhook(w, name)
 
     def _webhooks_if_allowed(self) -> list[dict[str, Any]] | None:
-        """The admin webhooks, or None when the integration user may not list them: then it cannot have
-        created any either (webhooks need a Jira administrator), so there is nothing of reconciler's to find."""
-        if self.live.webhooks is None:
-            try:
-                self.live.webhooks = self.client.webhooks()
-            except AuthError:
-                return None
-        return self.live.webhooks
+        """The admin webhooks, or None when they cannot be listed. A refusal (401/403) means the integration
+        user may not list them: then it cannot have created any either (webhooks need a Jira administrator),
+        so there is nothing of reconciler's to find. Any other failure is said in a note: the webhooks'
+        projects are not searched."""
+        hooks = self.webhook_list()
+        if hooks is None and not isinstance(self.live.webhook_error, AuthError):
+            self.out.notes.append(f"connection '{self.conn.name}': integrations removed from the config are looked "
+                                  "for only in the projects that integrations and scan_projects name, not through "
+                                  f"webhooks: {self.webhook_trouble()}")
+        return hooks
 
     def _remove(self, project: str, name: str, key: str, rec: dict[str, Any], declared_hooks: set[str],
                 hooks: list[dict[str, Any]] | None, moved_to: str | None = None) -> None:
@@ -116,8 +118,7 @@ class RemovalPlanning(PlannerBase):
         if hook and str(hook) not in declared_hooks:
             live = {str(w.get("name")): w for w in hooks or []}.get(str(hook))
             if hooks is None:
-                self.out.notes.append(f"{a}: its webhook '{hook}' cannot be removed: listing admin webhooks "
-                                      "needs the Jira administrator permission")
+                self.out.notes.append(f"{a}: its webhook '{hook}' cannot be removed: {self.webhook_trouble()}")
             elif live is not None:
                 self._delete_webhook(live, name)
         grants = rec.get("grants")

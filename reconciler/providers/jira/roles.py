@@ -52,12 +52,16 @@ class RolePlanning(PlannerBase):
         slot[2].update(wanted)
 
     def _plan_role_changes(self) -> None:
-        for project, role in sorted(self.roles.keys() | self.retired.keys()):
+        slots = sorted(self.roles.keys() | self.retired.keys())
+        self.prefetch([(self.client.role_users, (project, (self.roles.get((project, role)) or
+                                                          self.retired[(project, role)])[0]))
+                       for project, role in slots])
+        for project, role in slots:
             rid, mode, wanted = self.roles.get((project, role)) or (self.retired[(project, role)][0], "additive", {})
             key = f"{project}/{role}"
             a = address(self.conn.name, "project_role", key)
             try:
-                live = self.client.role_users(project, rid)
+                live = self.read(self.client.role_users, project, rid)
             except NotFoundError:
                 if (project, role) in self.roles:
                     raise

@@ -20,7 +20,8 @@ class IssueHandlers(SandboxBase):
         if not m:
             raise HttpError(400, f"The sandbox understands only 'project = KEY AND labels = LABEL', not {jql!r}.")
         p = self._find_project(m.group("project"))
-        return [self._issue(i) for i in sorted(self.state.issues.values(), key=lambda i: int(i["id"]))
+        issues = self.state.indexed if self.state.lagging_search else self.state.issues
+        return [self._issue(i) for i in sorted(issues.values(), key=lambda i: int(i["id"]))
                 if i["project"] == p.key and m.group("label") in i["labels"]]
 
     def _issue(self, i: dict[str, Any]) -> dict[str, Any]:

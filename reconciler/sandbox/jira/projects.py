@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.sandbox.jira.base import HttpError, SandboxBase
 from reconciler.sandbox.jira.state import (
     GLOBAL_PERMISSIONS,
+    KNOWN_PERMISSIONS,
     PROJECT_PERMISSIONS,
     Project,
 )
@@ -67,13 +68,18 @@ class ProjectHandlers(SandboxBase):
                 actors.append({"id": 20000 + n, "displayName": u.display_name, "type": "atlassian-user-role-actor",
                                "actorUser": {"accountId": u.id}})
             else:
-                actors.append({"id": 20000 + n, "name": u.id, "displayName": u.display_name,
+                actors.append({"id": 20000 + n, "name": u.key if self.state.role_actor_name == "key" else u.id,
+                               "displayName": u.display_name,
                                "type": "atlassian-user-role-actor"})
         return {"id": rid, "name": r["name"], "description": r["description"], "actors": actors,
                 "self": f"{self._base}{self.api}/project/{p.key}/role/{rid}"}
 
     def role_get(self, key: str, rid: str, **_: Any) -> tuple[int, Any]:
-        return 200, self._role(self._find_project(key), int(rid))
+        p = self._find_project(key)
+        if "ADMINISTER_PROJECTS" not in p.permissions and "ADMINISTER" not in self.state.global_permissions:
+            # Jira: Administer Projects or Administer Jira; without it the role is "not found"
+            raise HttpError(404, f"No project role with id {rid} could be found, or you may not see it.")
+        return 200, self._role(p, int(rid))
 
     def role_add(self, key: str, rid: str, body: Any, **_: Any) -> tuple[int, Any]:
         p = self._find_project(key)
@@ -146,6 +152,9 @@ class ProjectHandlers(SandboxBase):
         wanted = [x for x in query.get("permissions", [""])[0].split(",") if x]
         if self.state.cloud and not wanted:
             raise HttpError(400, "The permissions parameter is required.")
+        unknown = sorted(set(wanted) - KNOWN_PERMISSIONS)
+        if unknown:
+            raise HttpError(400, f"Invalid permission key(s): {', '.join(unknown)}.")
         p = self._find_project(key) if key else None
         keys = wanted or list(PROJECT_PERMISSIONS + GLOBAL_PERMISSIONS)
         out = {}
@@ -162,6 +171,8 @@ class ProjectHandlers(SandboxBase):
         return 200, self._page(found, query, default_max=10)
 
     def user_list(self, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
+        if self.state.version_numbers()[:2] < (10, 3):
+            raise HttpError(404, "null for uri: /rest/api/2/user/list")  # new in Data Center 10.3
         users = sorted(self.state.users.values(), key=lambda u: u.id)
         start = int(query.get("cursor", ["0"])[0] or 0)
         size = min(int(query.get("maxResults", ["1000"])[0]), self.state.page_size)
@@ -186,9 +197,56 @@ class ProjectHandlers(SandboxBase):
         return 200, [self._user(u) for u in hits[:size]]
 
     def user_get(self, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
-        ident = (query.get("accountId") or query.get("username") or [""])[0]
-        u = self.state.users.get(ident)
+        ident = (query.get("accountId") or query.get("username") or query.get("key") or [""])[0]
+        if "key" in query and not self.state.cloud:
+            u = next((x for x in self.state.users.values() if x.key == ident), None)
+        else:
+            u = self.state.users.get(ident) or next((x for x in self.state.users.values()
+                                                     if not self.state.cloud and x.id.lower() == ident.lower()), None)
         if u is None:
             raise HttpError(404, f"The user with the identifier '{ident}' does not exist.")
         return 200, self._user(u)
 
+    def server_info(self, **_: Any) -> tuple[int, Any]:
+        s = self.state
+        if s.cloud:
+            return 200, {"baseUrl": self._base, "version": "1001.0.0-SNAPSHOT", "versionNumbers": [1001, 0, 0],
+                         "deploymentType": "Cloud", "buildNumber": 100289, "serverTitle": "Jira",
+                         "scmInfo": "sandbox", "buildDate": "2026-01-01T00:00:00.000+0000",
+                         "serverTime": "2026-01-01T00:00:00.000+0000"}
+        return 200, {"baseUrl": self._base, "version": s.version, "versionNumbers": list(s.version_numbers()),
+                     "deploymentType": "Server", "buildNumber": 10030004, "serverTitle": "Jira",
+                     "scmInfo": "sandbox", "buildDate": "2026-01-01T00:00:00.000+0000"}
+
+    def create_meta(self, key: str, type_id: str, query: dict[str, list[str]], **_: Any) -> tuple[int, Any]:
+        """The create screen of an issue type: the standard fields (minus those taken off the screen), the
+        priority field with the priorities of the project's scheme, and the fields a test added."""
+        p = self._find_project(key)
+        if "CREATE_ISSUES" not in p.permissions:
+            raise HttpError(400 if not self.state.cloud else 404, "You may not create issues in this project.")
+        it = next((x for x in p.issue_types if x["id"] == type_id), None)
+        if it is None:
+            raise HttpError(404, f"Issue type with id '{type_id}' does not exist or is not in project {p.key}.")
+        scheme = p.priority_ids
+        prios = [{"id": x["id"], "name": x["name"], "self": f"{self._base}{self.api}/priority/{x['id']}",
+                  "iconUrl": f"{self._base}/images/icons/priorities/{x['id']}.svg"}
+                 for x in self.state.priorities if scheme is None or x["id"] in scheme]
+
+        def field(fid: str, name: str, kind: str, required: bool, default: bool = False,
+                  **extra: Any) -> dict[str, Any]:
+            return {"fieldId": fid, "key": fid, "name": name, "required": required, "hasDefaultValue": default,
+                    "operations": ["set"], "schema": {"type": kind, "system": fid}, **extra}
+        fields = [field("summary", "Summary", "string", True), field("issuetype", "Issue Type", "issuetype", True),
+                  field("project", "Project", "project", True), field("reporter", "Reporter", "user", True, True),
+                  field("description", "Description", "string", False), field("labels", "Labels", "array", False),
+                  field("priority", "Priority", "priority", False, True, allowedValues=prios)]
+        fields = [f for f in fields if f["fieldId"] not in p.off_screen] + list(p.extra_fields.get(type_id, []))
+        start = int(query.get("startAt", ["0"])[0])
+        size = min(int(query.get("maxResults", ["50"])[0]), self.state.page_size)
+        chunk = fields[start:start + size]
+        page: dict[str, Any] = {"startAt": start, "maxResults": size, "total": len(fields)}
+        if self.state.cloud:
+            page["fields"] = chunk
+        else:
+            page.update({"isLast": start + len(chunk) >= len(fields), "values": chunk})
+        return 200, page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,14 @@ PROJECT_PERMISSIONS = (
     "ADD_COMMENTS", "CREATE_ATTACHMENTS", "DELETE_ISSUES", "ADMINISTER_PROJECTS",
 )
 GLOBAL_PERMISSIONS = ("ADMINISTER",)
+# Every permission key Jira knows (built in); /mypermissions refuses any other (400).
+KNOWN_PERMISSIONS = frozenset(PROJECT_PERMISSIONS + GLOBAL_PERMISSIONS + (
+    "ASSIGN_ISSUES", "ASSIGNABLE_USER", "LINK_ISSUES", "MOVE_ISSUES", "SCHEDULE_ISSUES", "SET_ISSUE_SECURITY",
+    "MODIFY_REPORTER", "VIEW_VOTERS_AND_WATCHERS", "MANAGE_WATCHERS", "EDIT_ALL_COMMENTS", "EDIT_OWN_COMMENTS",
+    "DELETE_ALL_COMMENTS", "DELETE_OWN_COMMENTS", "DELETE_ALL_ATTACHMENTS", "DELETE_OWN_ATTACHMENTS",
+    "WORK_ON_ISSUES", "EDIT_OWN_WORKLOGS", "EDIT_ALL_WORKLOGS", "DELETE_OWN_WORKLOGS", "DELETE_ALL_WORKLOGS",
+    "VIEW_DEV_TOOLS", "VIEW_READONLY_WORKFLOW", "SYSTEM_ADMIN", "USER_PICKER", "CREATE_SHARED_OBJECTS",
+    "MANAGE_GROUP_FILTER_SUBSCRIPTIONS", "BULK_CHANGE"))
 
 CLOUD_USER = "integration@acme.io"
 CLOUD_TOKEN = "jira-cloud-sandbox-token"
@@ -42,6 +51,10 @@ class Project:
     properties: dict[str, Any] = field(default_factory=dict)
     permissions: set[str] = field(default_factory=lambda: set(PROJECT_PERMISSIONS))
     previous_keys: list[str] = field(default_factory=list)  # Jira still answers to a moved project's old key
+    priority_ids: list[str] | None = None  # its priority scheme's priorities (None: every priority)
+    # issue type id -> fields its create screen adds to the standard ones (createmeta shapes)
+    extra_fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    off_screen: set[str] = field(default_factory=set)  # standard fields not on its create screens
 
 
 @dataclass
@@ -71,6 +84,12 @@ class JiraState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     page_size: int = 2  # small pages by default, so that paging is always exercised
+    version: str = "10.3.4"  # Data Center's version (/serverInfo); /user/list exists from 10.3
+    # how Data Center names a user role actor: "username" (what Jira answers) or "key" (JIRAUSERnnnnn)
+    role_actor_name: str = "username"
+    # search sees only what was indexed by reindex() (True: eventually consistent, as Cloud's /search/jql)
+    lagging_search: bool = False
+    indexed: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seq: int = 10100
 
     @property
@@ -116,6 +135,13 @@ class JiraState:
         for i in self.issues.values():
             if i["project"] == old:
                 i["project"] = new
+
+    def version_numbers(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.version.split(".") if n.isdigit())
+
+    def reindex(self) -> None:
+        """What a lagging search sees catches up with the issues as they are now."""
+        self.indexed = copy.deepcopy(self.issues)
 
     def revoke(self, project: str, *permissions: str) -> None:
         self.projects[project].permissions -= set(permissions)
