@@ -207,17 +207,16 @@ class Change(BaseModel):
     depends_on: tuple[str, ...] = Field(default=(), description=(
         "Addresses of the changes that must succeed before this one; if one fails, this one is skipped."))
     notes: list[str] = Field(default_factory=list)
-    refs: dict[str, str] = Field(default_factory=dict)  # TRANSITIONAL: trackers until their payloads
 
     def __init__(self, provider: str, kind: str, key: str, action: Action, address: str, *,
                  before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
                  diff: Iterable[AttributeChange] = (), id: str | None = None,
                  precondition: Precondition | None = None, payload: _Payload = NO_PAYLOAD,
-                 depends_on: Iterable[str] = (), notes: Iterable[str] = (), refs: dict[str, str] | None = None) -> None:
+                 depends_on: Iterable[str] = (), notes: Iterable[str] = ()) -> None:
         try:
             super().__init__(provider=provider, kind=kind, key=key, action=action, address=address, before=before,
                              after=after, diff=list(diff), id=id, precondition=precondition, payload=payload,
-                             depends_on=tuple(depends_on), notes=list(notes), refs=refs or {})
+                             depends_on=tuple(depends_on), notes=list(notes))
         except ValidationError as exc:
             raise ValueError(first_error(exc)) from None
 
@@ -253,8 +252,6 @@ class Change(BaseModel):
         }
         if self.precondition is not None:
             out["precondition"] = self.precondition.to_dict()
-        if self.refs:
-            out["refs"] = dict(sorted(self.refs.items()))
         if not isinstance(self.payload, NoPayload):
             out["payload"] = self.payload.model_dump(mode="json")
         if self.depends_on:

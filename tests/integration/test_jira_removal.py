@@ -91,7 +91,8 @@ def test_a_removed_integration_loses_its_property_webhook_and_role_grants(jira: 
     assert any("activation test issue" in n for n in gone.notes)
     role = by[f'jira.{conn}.project_role["SEC/Developers"]']
     assert role.after == {"users": sorted([jira.ident("carol"), jira.ident("dave")])}
-    assert role.refs["removed_integrations"] == "web"
+    assert gone.depends_on == (role.address,)  # the record goes once the revoke succeeded
+    assert by[f'jira.{conn}.webhook["reconciler web"]'].depends_on == (gone.address, role.address)
     assert "Plan: 0 to create, 1 to update, 0 to deactivate, 2 to delete." == first.summary()
     # what was not reconciler's is untouched; the other integrations keep theirs
     assert developers(jira) == {jira.ident("carol"), jira.ident("dave")}
@@ -335,7 +336,7 @@ def test_a_team_moved_to_another_role_leaves_the_old_one(jira: JiraRig) -> None:
     by = {c.address: c for c in first.changes}
     revoke = by[f'jira.{conn}.project_role["SEC/Developers"]']
     assert revoke.after == {"users": [jira.ident("dave")]}
-    assert revoke.refs["revoked_for"] == "web" and "removed_integrations" not in revoke.refs
+    assert revoke.address in by[f'jira.{conn}.integration["web"]'].depends_on  # rewritten once revoked
     assert developers(jira) == {jira.ident("dave")}
     assert role(jira, "Administrators") == {jira.ident("alice"), jira.ident("bob")}
     assert set(recorded(jira)) == {"Administrators"}

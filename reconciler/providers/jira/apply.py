@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
-from reconciler.execute import Outcome, run_changes
-from reconciler.plan.model import Action, Change
+from reconciler.execute import Ledger, Outcome, run_changes
+from reconciler.plan.model import Action, Change, JiraProperty, JiraRole, JiraTestIssue, JiraWebhook
 from reconciler.providers.jira.client import JiraClient
 from reconciler.providers.jira.common import (
     PROPERTY_PREFIX,
@@ -20,8 +20,16 @@ from reconciler.providers.jira.common import (
     _digest,
     _live_webhook,
     _webhook_id,
-    address,
 )
+
+P = TypeVar("P", JiraRole, JiraTestIssue, JiraProperty)
+
+
+def _payload(c: Change, kind: type[P]) -> P:
+    """The change's payload as its kind carries it; a plan without one cannot be applied."""
+    if not isinstance(c.payload, kind):
+        raise ReconcilerError(f"{c.address}: the plan does not carry what this change needs; plan again")
+    return c.payload
 
 
 class ConnectionApplier:
@@ -29,17 +37,18 @@ class ConnectionApplier:
     A removed integration's record goes after the role grants it lists (a failed revoke keeps the record, so
     a re-run finds what is left), and its webhook last: until then the webhook's name still leads to it."""
 
-    def __init__(self, client: JiraClient, observer: Callable[[Any], None] | None) -> None:
+    def __init__(self, client: JiraClient, observer: Callable[[Any], None] | None,
+                 ledger: Ledger | None = None) -> None:
         self.client = client
+        self.ledger = ledger
         self.observer = observer
         self.outcomes: list[Any] = []
-        self.failed: set[str] = set()
-        self.failed_changes: list[Change] = []
         self._lock = threading.Lock()
 
     def run(self, changes: list[Change]) -> list[Any]:
         def removal(c: Change) -> bool:
-            return (c.kind == "integration" and c.action is Action.DELETE) or "integration" in c.refs
+            return (c.kind == "integration" and c.action is Action.DELETE) or (
+                isinstance(c.payload, JiraWebhook) and c.payload.integration is not None)
         phases = [[c for c in changes if c.kind == "project_role"], [c for c in changes if c.kind == "test_issue"],
                   [c for c in changes if c.kind == "integration" and not removal(c)],
                   [c for c in changes if c.kind == "webhook" and not removal(c)],
@@ -49,29 +58,16 @@ class ConnectionApplier:
                "webhook": self._webhook}
         for mine in phases:
             run_changes(mine, functools.partial(self._step, fns=fns), workers=4, name="apply-jira",
-                        on_done=self._done)
+                        on_done=self._done, ledger=self.ledger)
         return self.outcomes
 
     def _step(self, c: Change, *, fns: Mapping[str, Callable[[Change], None]]) -> None:
-        if c.kind == "integration" and f"test_issue:{c.key}" in self.failed:
-            raise ReconcilerError(f"skipped: depends on {address(c.provider, 'test_issue', c.key)}, which failed")
-        gone = c.key if c.kind == "integration" and c.action is Action.DELETE else c.refs.get("integration")
-        if gone:  # a removed integration: its record stays while a grant it lists is still there
-            for f in self.failed_changes:
-                if gone in f.refs.get("removed_integrations", "").split(",") or (f.kind, f.key) == ("integration",
-                                                                                                  gone):
-                    raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
-        elif c.kind == "integration":  # a declared one keeps the grants of a team that left a role recorded
-            for f in self.failed_changes:  # until they are revoked
-                if c.key in f.refs.get("revoked_for", "").split(","):
-                    raise ReconcilerError(f"skipped: depends on {f.address}, which failed")
+        # what it depends on (its test issue, the revokes its record lists, a removed integration's record
+        # before its webhook) the executor's ledger has checked
         fns[c.kind](c)
 
     def _done(self, o: Outcome) -> None:
         with self._lock:
-            if not o.ok:
-                self.failed.add(f"{o.change.kind}:{o.change.key}")
-                self.failed_changes.append(o.change)
             self.outcomes.append(o)
         if self.observer is not None:
             self.observer(o)
@@ -83,7 +79,8 @@ class ConnectionApplier:
 
     def _role(self, c: Change) -> None:
         assert c.before is not None and c.after is not None
-        project, rid = str(c.refs["project"]), int(c.id or c.refs["role_id"])
+        role = _payload(c, JiraRole)
+        project, rid = role.project, int(c.id or role.role_id)
         live = self.client.role_users(project, rid)
         self._stale(c, live)
         add = sorted(set(c.after["users"]) - set(live))
@@ -94,7 +91,8 @@ class ConnectionApplier:
             self.client.remove_role_user(project, rid, ident)
 
     def _test_issue(self, c: Change) -> None:
-        project, label = str(c.refs["project"]), str(c.refs["label"])
+        issue_of = _payload(c, JiraTestIssue)
+        project, label = issue_of.project, issue_of.label
         if c.action is Action.DELETE:
             self.client.delete_issue(str(c.id))
             return
@@ -102,7 +100,7 @@ class ConnectionApplier:
         marker = TEST_ISSUE_PROPERTY_PREFIX + c.key
         if self.client.get_property(project, marker) is not None:
             return  # created by an earlier, interrupted apply
-        issue = self.client.create_issue(project, str(c.refs["issue_type_id"]), str(c.after["summary"]), label,
+        issue = self.client.create_issue(project, str(issue_of.issue_type_id), str(c.after["summary"]), label,
                                          "Created by reconciler when the integration was first applied, to prove "
                                          "that the integration user can create issues here.")
         # recorded at once, by key: a search (eventually consistent) may not see the issue for a while
@@ -112,7 +110,8 @@ class ConnectionApplier:
             self.client.delete_issue(str(issue.get("key") or issue.get("id")))
 
     def _property(self, c: Change) -> None:
-        project, prop = str(c.refs["project"]), str(c.refs["property"])
+        record = _payload(c, JiraProperty)
+        project, prop = record.project, record.property
         live = self.client.get_property(project, prop)
         if c.action is Action.DELETE:
             if live is not None:

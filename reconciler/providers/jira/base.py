@@ -42,6 +42,8 @@ class PlannerBase:
         self.role_state: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
         # properties are planned last: they record the role grants, known once the roles are planned
         self.pending: list[tuple[Integration, Any, dict[str, Any]]] = []
+        # role change address -> the integrations whose recorded grant it revokes (they depend on it)
+        self.ends: dict[str, set[str]] = {}
         # (read, arguments) -> (answer, error): the reads made once per plan (``read``)
         self.memo: dict[tuple[str, tuple[Any, ...]], tuple[Any, ProviderError | None]] = {}
 

@@ -13,7 +13,7 @@ from typing import Any
 from reconciler.config.models import Config
 from reconciler.errors import ProviderError
 from reconciler.integrations.models import Integration, JiraConnection, RedmineConnection
-from reconciler.plan.model import AttributeChange, Change
+from reconciler.plan.model import AttributeChange, Change, JiraWebhook
 
 PREFIX = "jira."
 JIRA_TYPES = ("jira-cloud", "jira-datacenter")
@@ -41,6 +41,30 @@ TEST_ISSUE_PROPERTY_PREFIX = "reconciler.test-issue."  # + integration: which is
 TEST_ISSUE_FIELDS = ("summary", "labels", "description")
 # The oldest Jira Data Center reconciler supports (docs/jira.md); /serverInfo tells the version.
 MIN_DC_VERSION = (9, 12)
+
+
+def link(conn: str, changes: list[Change], ends: dict[str, set[str]]) -> list[Change]:
+    """What waits for what on one connection (``depends_on``): an integration's record for its test issue's
+    change, and for the role changes that revoke grants its record lists (``ends``: role change address ->
+    integrations), so a failed revoke leaves a record that still names the grant; a removed integration's
+    webhook for its record's delete and those revokes: until then the webhook's name still leads to it."""
+    addrs = {c.address for c in changes}
+    by_integration: dict[str, set[str]] = {}
+    for role, names in ends.items():
+        for name in names:
+            by_integration.setdefault(name, set()).add(role)
+    out = []
+    for c in changes:
+        deps: set[str] = set()
+        if c.kind == "integration":
+            deps |= by_integration.get(c.key, set()) | ({address(conn, "test_issue", c.key)} & addrs)
+        elif isinstance(c.payload, JiraWebhook) and c.payload.integration is not None:
+            gone = c.payload.integration
+            deps |= by_integration.get(gone, set()) | ({address(conn, "integration", gone)} & addrs)
+        if deps:
+            c = c.model_copy(update={"depends_on": tuple(sorted(deps))})
+        out.append(c)
+    return out
 
 
 def address(conn: str, kind: str, key: str) -> str:

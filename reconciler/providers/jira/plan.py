@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.errors import NotFoundError
 from reconciler.integrations.models import Integration
-from reconciler.plan.model import Action, Change, Precondition
+from reconciler.plan.model import Action, Change, JiraProperty, JiraTestIssue, Precondition
 from reconciler.providers.jira.client import concurrently
 from reconciler.providers.jira.common import (
     ADMIN_GLOBAL,
@@ -29,6 +29,7 @@ from reconciler.providers.jira.common import (
     address,
     diff_values,
     integrations_for,
+    link,
     webhook_body,
 )
 from reconciler.providers.jira.removed import RemovalPlanning
@@ -77,6 +78,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             for i, recorded, settings in self.pending:
                 settings["grants"] = self._grants(i, recorded)
                 self._plan_property(i, recorded, settings)
+            self.out.changes = link(self.conn.name, self.out.changes, self.ends)
         return self.out
 
     def _check_version(self, info: dict[str, Any]) -> None:
@@ -273,16 +275,16 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
 
     def _plan_property(self, i: Integration, recorded: Any, settings: dict[str, Any]) -> None:
         a = address(self.conn.name, "integration", i.name)
-        refs = {"project": i.project, "property": i.property_key}
+        refs = JiraProperty(project=i.project, property=i.property_key)
         if recorded is None:
             self.out.changes.append(Change(self.conn.name, "integration", i.name, Action.CREATE, a, after=settings,
-                                           refs=refs, precondition=Precondition(digest=_digest(None))))
+                                           payload=refs, precondition=Precondition(digest=_digest(None))))
             return
         diff = diff_values(recorded, settings)
         if diff:
             before = recorded if isinstance(recorded, dict) else {"value": recorded}
             self.out.changes.append(Change(self.conn.name, "integration", i.name, Action.UPDATE, a, before=before,
-                                           after=settings, diff=diff, id=i.project, refs=refs,
+                                           after=settings, diff=diff, id=i.project, payload=refs,
                                            precondition=Precondition(digest=_digest(recorded))))
 
     def _plan_test_issue(self, i: Integration, settings: dict[str, Any],
@@ -294,7 +296,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             return [], True
         label = TEST_LABEL_PREFIX + i.name
         a = address(self.conn.name, "test_issue", i.name)
-        refs = {"project": i.project, "label": label}
+        refs = JiraTestIssue(project=i.project, label=label)
         # the issue it made is recorded, by key, in a project property written as soon as it was created
         prop = TEST_ISSUE_PROPERTY_PREFIX + i.name
         marker = self.client.get_property(i.project, prop) if prop in (self.property_keys_of(i.project) or []) \
@@ -306,7 +308,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             if issue is not None:
                 before = {"key": issue.get("key"), "project": i.project, "label": label}
                 return [Change(self.conn.name, "test_issue", i.name, Action.DELETE, a, before=before,
-                               id=str(issue.get("key")), refs=refs)], True
+                               id=str(issue.get("key")), payload=refs)], True
             return [], True  # created once (and perhaps deleted since): never again
         # no key recorded (an issue made before keys were, or records lost): its label is all there is left
         found = self.client.labelled_issues(i.project, label)
@@ -314,14 +316,14 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             issue = found[0]
             before = {"key": issue.get("key"), "project": i.project, "label": label}
             return [Change(self.conn.name, "test_issue", i.name, Action.DELETE, a, before=before,
-                           id=str(issue.get("key")), refs=refs)], True
+                           id=str(issue.get("key")), payload=refs)], True
         if found or created:
             return [], True  # created once (and perhaps deleted since): never again
         after = {"project": i.project, "issue_type": i.issue_type, "label": label,
                  "summary": f"reconciler: activation test for integration {i.name}",
                  "delete_after_create": i.delete_test_issue}
-        refs["issue_type_id"] = str(settings.get("issueType", {}).get("id", ""))
-        return [Change(self.conn.name, "test_issue", i.name, Action.CREATE, a, after=after, refs=refs)], True
+        refs = refs.model_copy(update={"issue_type_id": str(settings.get("issueType", {}).get("id", ""))})
+        return [Change(self.conn.name, "test_issue", i.name, Action.CREATE, a, after=after, payload=refs)], True
 
     def _plan_webhook(self, i: Integration, rec: dict[str, Any]) -> None:
         want = webhook_body(i)

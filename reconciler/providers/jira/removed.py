@@ -9,7 +9,7 @@ from reconciler.errors import (
     AuthError,
 )
 from reconciler.integrations.models import Integration
-from reconciler.plan.model import Action, Change, Precondition
+from reconciler.plan.model import Action, Change, JiraProperty, JiraWebhook, Precondition
 from reconciler.providers.jira.base import PlannerBase
 from reconciler.providers.jira.common import (
     _CONVENTION,
@@ -112,7 +112,7 @@ class RemovalPlanning(PlannerBase):
         if rec.get("testIssueCreated") and not rec.get("deleteTestIssue"):
             notes.append(f"its activation test issue (label {TEST_LABEL_PREFIX}{name}) is an issue and is left")
         self.out.changes.append(Change(self.conn.name, "integration", gone, Action.DELETE, a, before=rec, id=project,
-                                       refs={"project": project, "property": key}, notes=notes,
+                                       payload=JiraProperty(project=project, property=key), notes=notes,
                                        precondition=Precondition(digest=_digest(rec))))
         hook = rec.get("webhook")
         if hook and str(hook) not in declared_hooks:
@@ -137,6 +137,6 @@ class RemovalPlanning(PlannerBase):
         self.out.managed += 1
         before = _live_webhook(w)
         self.out.changes.append(Change(self.conn.name, "webhook", name, Action.DELETE, a, before=before,
-                                       id=_webhook_id(w), refs={"integration": integration},
+                                       id=_webhook_id(w), payload=JiraWebhook(integration=integration),
                                        precondition=Precondition(digest=_digest(before))))
 

@@ -9,7 +9,7 @@ from reconciler.errors import (
     NotFoundError,
 )
 from reconciler.integrations.models import Integration
-from reconciler.plan.model import Action, AttributeChange, Change, Precondition
+from reconciler.plan.model import Action, AttributeChange, Change, JiraRole, Precondition
 from reconciler.providers.jira.base import PlannerBase
 from reconciler.providers.jira.common import (
     _digest,
@@ -85,17 +85,15 @@ class RolePlanning(PlannerBase):
             before_l, after_l = sorted(live), sorted(after)
             if before_l == after_l:
                 continue
-            refs = {"project": project, "role_id": str(rid), "membership": mode}
-            refs.update({f"member:{ident}": email for ident, email in wanted.items()})
+            payload = JiraRole(project=project, role_id=str(rid), membership="authoritative"
+                               if mode == "authoritative" else "additive", members=dict(wanted))
             ending = {n for u in revoke for n in granted_by[u]}
-            if ending - self.declared:
-                refs["removed_integrations"] = ",".join(sorted(ending - self.declared))
-            if ending & self.declared:  # their record is rewritten only once this revoke succeeded
-                refs["revoked_for"] = ",".join(sorted(ending & self.declared))
+            if ending:  # their record is rewritten (or, removed, deleted) only once this revoke succeeded
+                self.ends[a] = ending
             self.out.changes.append(Change(self.conn.name, "project_role", key, Action.UPDATE, a,
                                            before={"users": before_l}, after={"users": after_l},
                                            diff=[AttributeChange("users", before_l, after_l)], id=str(rid),
-                                           refs=refs, precondition=Precondition(digest=_digest(before_l))))
+                                           payload=payload, precondition=Precondition(digest=_digest(before_l))))
 
     def _grants(self, i: Integration, recorded: Any) -> dict[str, Any]:
         """Who this integration put in each role, and through which team, recorded in its property so that

@@ -76,7 +76,7 @@ class JiraPlanner:
                 continue
             client = self._connect(session, conn)
             try:
-                out += ConnectionApplier(client, observer).run(mine)
+                out += ConnectionApplier(client, observer, session.ledger).run(mine)
             finally:
                 client.close()
         return out
