@@ -50,6 +50,9 @@ class OAuth2Auth(Model):
     """Sent as the 'audience' parameter where the authorization server wants one (Entra ID, Auth0)."""
     scope: str | None = None
     """Space-separated scopes to request, where the authorization server wants them."""
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    """How the client ID and secret reach the token endpoint: HTTP Basic (client_secret_basic, the
+    RFC 6749 default every server accepts) or in the form body (client_secret_post)."""
 
     @field_validator("token_url")
     @classmethod
