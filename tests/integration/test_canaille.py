@@ -8,6 +8,7 @@ reconciler must read such a server anyway. Figures: it starts in about 1 s.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,75 @@ def test_revoked_token_is_refreshed_once(canaille: Canaille, tmp_path: Path) -> 
         assert calls[0] == 500 and 500 not in calls[1:]  # count refused once (stock Canaille), then never sent
     finally:
         client.close()
+def test_converge_end_to_end(canaille: Canaille, tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute=f"{ENT}:employeeNumber"))
+    # plan: what Canaille cannot store is said at plan time, never a failed apply
+    r = run("plan", str(cfg), "--no-color")
+    assert r.exit_code == 0, r.output
+    assert "costCenter" in r.output and "manager" in r.output  # notes: not stored by this provider
+    plan = converge(cfg)
+    assert sorted(a for a, _ in actions(plan)) == ['scim.canaille.group["appsec"]',
+                                                   'scim.canaille.user["alice@acme.io"]',
+                                                   'scim.canaille.user["bob@acme.io"]',
+                                                   'scim.canaille.user["carol@acme.io"]']
+    users = live(canaille, "Users")
+    assert users["alice@acme.io"]["name"]["formatted"] == "Alice Archer"
+    assert users["alice@acme.io"][ENT]["department"] == "AppSec"
+    assert users["alice@acme.io"][ENT]["employeeNumber"] == "reconciler:alice@acme.io"
+    ids = {u["id"]: n for n, u in users.items()}
+    assert {ids[m["value"]] for m in live(canaille, "Groups")["appsec"]["members"]} == {"alice@acme.io", "bob@acme.io"}
+    # re-plan clean
+    assert plan_of(cfg).changes == []
+    # drift: a title changed and a member taken out of the team on Canaille directly
+    with canaille.client() as h:
+        alice = users["alice@acme.io"]
+        r2 = h.patch(f"Users/{alice['id']}", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                   "Operations": [{"op": "replace", "path": "title", "value": "X"}]})
+        assert r2.status_code == 200, r2.text
+    drift = plan_of(cfg)
+    assert actions(drift) == [('scim.canaille.user["alice@acme.io"]', Action.UPDATE)]
+    converge(cfg)
+    assert live(canaille, "Users")["alice@acme.io"]["title"] == "Lead"
+    assert plan_of(cfg).changes == []
+    # removal: bob leaves the config; the ownership mark (in employeeNumber) makes him ours to deactivate
+    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute=f"{ENT}:employeeNumber"),
+                members=[m for m in MEMBERS if m["email"] != "bob@acme.io"],
+                teams=[{"name": "appsec", "members": ["alice@acme.io"]}])
+    removal = plan_of(cfg)
+    assert sorted(actions(removal)) == [('scim.canaille.group["appsec"]', Action.UPDATE),
+                                        ('scim.canaille.user["bob@acme.io"]', Action.DEACTIVATE)]
+    converge(cfg)
+    assert live(canaille, "Users")["bob@acme.io"]["active"] is False
+    assert plan_of(cfg).changes == []
+
+
+
+
+def test_what_canaille_cannot_take_is_a_plan_error_naming_the_member(canaille: Canaille, tmp_path: Path) -> None:
+    """Canaille requires name.familyName on create and stores no nickName: both fail the plan (with the
+    member's file:line:col), not the apply; its read-only externalId without a fallback is a note."""
+    members = [{"email": "dave@acme.io", "given_name": "Dave"},
+               {"email": "erin@acme.io", "given_name": "Erin", "family_name": "Eve", "attributes": {"nickName": "e"}}]
+    cfg = write(tmp_path / "cfg", provider(canaille), members=members, teams=[])
+    r = run("plan", str(cfg))
+    assert r.exit_code == 1
+    assert re.search(r"members\.yaml:\d+:\d+: member dave@acme\.io: provider canaille requires name\.familyName",
+                     r.stderr), r.stderr
+    assert re.search(r"members\.yaml:\d+:\d+: member erin@acme\.io: attribute nickName cannot be stored", r.stderr)
+    assert live(canaille, "Users") == {}
+    ok = write(tmp_path / "ok", provider(canaille), members=[{"email": "dave@acme.io", "family_name": "Doe"}], teams=[])
+    plan = plan_of(ok)
+    assert any("externalId cannot hold the ownership mark here (readOnly in /Schemas)" in n for n in plan.notes)
+    converge(ok)
+    dave = live(canaille, "Users")["dave@acme.io"]
+    assert dave["name"] == {"familyName": "Doe", "formatted": "Doe"} and dave["emails"] == [{"value": "dave@acme.io"}]
+    assert plan_of(ok).changes == []
+
+
+def test_an_ownership_attribute_canaille_cannot_store_is_an_error_at_its_place(canaille: Canaille,
+                                                                               tmp_path: Path) -> None:
+    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute="nickName"), teams=[])
+    r = run("plan", str(cfg))
+    assert r.exit_code == 1
+    assert re.search(r"providers\.yaml:\d+:\d+: providers\.canaille\.ownership_attribute nickName cannot hold the "
+                     r"ownership mark on this provider \(not in /Schemas\)", r.stderr), r.stderr

@@ -138,7 +138,7 @@ def test_apply_without_auto_approve_refuses_off_a_terminal(cfg: Path, scim: Scim
 
 def test_apply_failure_names_it_and_exits_1(scim: ScimServer, write_config: WriteConfig) -> None:
     cfg = write_config(scim.base_url, members=["ok@acme.io", {"email": "bad@acme.io",
-                                                              "attributes": {"noSuchAttribute": "x"}}])
+                                                              "attributes": {"nickName": 42}}])
     result = run("apply", str(cfg), "--auto-approve", "--no-color", "--audit-log", str(cfg.parent / "a.jsonl"))
     assert result.exit_code == 1
     assert 'scim.platform.user["ok@acme.io"]: create done' in result.stdout

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from reconciler.cli import main
 from reconciler.config.models import ScimProvider
 from reconciler.errors import ServerError
 from reconciler.providers.scim.client import connect
@@ -41,3 +45,15 @@ def test_a_400_about_something_else_does_not_switch_the_removal_form(scim: ScimS
         assert members == {ids[0], ids[2]}
     finally:
         client.close()
+
+
+def test_an_attribute_the_server_does_not_store_is_a_plan_error_at_its_place(scim: ScimServer,
+                                                                             write_config: Callable[..., Path]) -> None:
+    """Declared in a member's attributes (the config insists) and absent from scim2-server's /Schemas:
+    the plan fails naming the file:line:col, instead of an apply that fails on the server's 400."""
+    cfg = write_config(scim.base_url, members=["ok@acme.io", {"email": "bad@acme.io",
+                                                              "attributes": {"noSuchAttribute": "x"}}])
+    r = CliRunner().invoke(main, ["plan", str(cfg)])
+    assert r.exit_code == 1
+    assert re.search(re.escape(str(cfg / "members.yaml")) + r":\d+:\d+: member bad@acme.io: attribute noSuchAttribute "
+                     r"cannot be stored by provider platform \(not in /Schemas\)", r.stderr), r.stderr

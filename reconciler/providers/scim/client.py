@@ -44,6 +44,7 @@ from reconciler.providers.scim.bulk import (
     bulk_id_of,
     bulk_status,
 )
+from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
 from reconciler.providers.scim.wire import auth_for, form_refused, listed
 
@@ -134,16 +135,26 @@ class ScimClient:
         return self.caps
 
     def schemas(self) -> dict[str, set[str]]:
+        self.schema()
+        return self.caps.schemas or {}
+
+    def schema(self) -> ProviderSchema | None:
+        """``/Schemas`` and ``/ResourceTypes``, read once (None where the provider serves no schemas)."""
         if self.caps.schemas is None:
-            out: dict[str, set[str]] = {}
+            parsed: dict[str, dict[str, Attr]] = {}
             try:
-                body = self.http.get_json("Schemas", what="cannot read Schemas")
-                for s in body.get("Resources", []) if isinstance(body, dict) else []:
-                    out[str(s.get("id"))] = {str(a.get("name")) for a in s.get("attributes", []) or []}
+                parsed = parse_schemas(self.http.get_json("Schemas", what="cannot read Schemas"))
             except NotFoundError:
                 pass
-            self.caps.schemas = out
-        return self.caps.schemas
+            types = None
+            if parsed:
+                try:
+                    types = parse_resource_types(self.http.get_json("ResourceTypes", what="cannot read ResourceTypes"))
+                except NotFoundError:
+                    pass
+            self.caps.schemas = {urn: {a.name for a in attrs.values()} for urn, attrs in parsed.items()}
+            self.caps.schema = ProviderSchema(parsed, types) if parsed else None
+        return self.caps.schema
 
     # --- reads -------------------------------------------------------------
 
