@@ -178,7 +178,7 @@ def test_converge_end_to_end(canaille: Canaille, tmp_path: Path) -> None:
 def test_what_canaille_cannot_take_is_a_plan_error_naming_the_member(canaille: Canaille, tmp_path: Path) -> None:
     """Canaille requires name.familyName on create and stores no nickName: both fail the plan (with the
     member's file:line:col), not the apply; its read-only externalId without a fallback is a note."""
-    members = [{"email": "dave@acme.io", "given_name": "Dave"},
+    members: list[dict[str, Any]] = [{"email": "dave@acme.io", "given_name": "Dave"},
                {"email": "erin@acme.io", "given_name": "Erin", "family_name": "Eve", "attributes": {"nickName": "e"}}]
     cfg = write(tmp_path / "cfg", provider(canaille), members=members, teams=[])
     r = run("plan", str(cfg))
