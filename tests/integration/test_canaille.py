@@ -1,5 +1,6 @@
 """Convergence on Canaille (tests/canaille/): a real OAuth 2.0 client-credentials token endpoint, and a
-SCIM 2.0 server that accepts only the tokens it issued and stores less than scim2-server does.
+SCIM 2.0 server that accepts only the tokens it issued and stores less than scim2-server does. The
+end-to-end convergence test runs the same config on scim2-server too.
 
 Canaille runs with its ``memberid`` bug fix (group members' ``value`` is the userName in stock 0.3.6;
 see tests/canaille/serve.py); its ``count`` bug (500 to ``?count=``) is left in by default, as
@@ -9,10 +10,12 @@ reconciler must read such a server anyway. Figures: it starts in about 1 s.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -25,6 +28,7 @@ from reconciler.providers.scim.client import connect
 from reconciler.session import Session
 from tests.canaille.server import Canaille, canaille_server
 from tests.conftest import dump_yaml
+from tests.servers import ScimServer
 
 pytestmark = pytest.mark.integration
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -131,55 +135,93 @@ def test_revoked_token_is_refreshed_once(canaille: Canaille, tmp_path: Path) -> 
         assert calls[0] == 500 and 500 not in calls[1:]  # count refused once (stock Canaille), then never sent
     finally:
         client.close()
-def test_converge_end_to_end(canaille: Canaille, tmp_path: Path) -> None:
-    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute=f"{ENT}:employeeNumber"))
-    # plan: what Canaille cannot store is said at plan time, never a failed apply
+@dataclass
+class Target:
+    """One real SCIM server the same convergence test runs on."""
+
+    name: str
+    prov: dict[str, Any]
+    client: Callable[[], httpx.Client]
+    canaille: bool
+
+
+@pytest.fixture(params=["scim2-server", "canaille"])
+def target(request: pytest.FixtureRequest) -> Target:
+    if request.param == "canaille":
+        c: Canaille = request.getfixturevalue("canaille")
+        return Target("canaille", provider(c, ownership_attribute=f"{ENT}:employeeNumber"), c.client, True)
+    s: ScimServer = request.getfixturevalue("scim")
+    return Target("canaille", {"name": "canaille", "type": "scim", "base_url": s.base_url, "timeout": 10,
+                               "auth": {"type": "bearer", "token": "${env:SCIM_TOKEN}"}}, s.client, False)
+
+
+def target_live(t: Target, resource: str) -> dict[str, dict[str, Any]]:
+    key = "userName" if resource == "Users" else "displayName"
+    with t.client() as h:
+        return {str(r[key]): r for r in h.get(resource, params={"count": "1000"} if not t.canaille else None)
+                .json().get("Resources") or []}
+
+
+def test_converge_end_to_end(target: Target, tmp_path: Path) -> None:
+    """The same config converged on scim2-server (bearer) and on Canaille (OAuth 2.0, a server that
+    stores less): check, plan, apply, re-plan clean, drift, removal."""
+    cfg = write(tmp_path / "cfg", target.prov)
+    r = run("check", str(cfg))
+    assert r.exit_code == 0, r.output
+    # plan: what the server cannot store is said at plan time, never a failed apply
     r = run("plan", str(cfg), "--no-color")
     assert r.exit_code == 0, r.output
-    assert "costCenter" in r.output and "manager" in r.output  # notes: not stored by this provider
+    assert ("costCenter (cost_center) is not stored by this provider" in r.output) is target.canaille
+    assert ("enterprise:manager" in r.output) is not target.canaille
     plan = converge(cfg)
     assert sorted(a for a, _ in actions(plan)) == ['scim.canaille.group["appsec"]',
                                                    'scim.canaille.user["alice@acme.io"]',
                                                    'scim.canaille.user["bob@acme.io"]',
                                                    'scim.canaille.user["carol@acme.io"]']
-    users = live(canaille, "Users")
-    assert users["alice@acme.io"]["name"]["formatted"] == "Alice Archer"
+    users = target_live(target, "Users")
     assert users["alice@acme.io"][ENT]["department"] == "AppSec"
-    assert users["alice@acme.io"][ENT]["employeeNumber"] == "reconciler:alice@acme.io"
+    if target.canaille:
+        assert users["alice@acme.io"]["name"]["formatted"] == "Alice Archer"
+        assert users["alice@acme.io"][ENT]["employeeNumber"] == "reconciler:alice@acme.io"
+        assert "externalId" not in users["alice@acme.io"]
+    else:
+        assert users["alice@acme.io"]["externalId"] == "reconciler:alice@acme.io"
+        assert users["carol@acme.io"][ENT]["costCenter"] == "CC-7"
+        assert users["carol@acme.io"][ENT]["manager"]["value"] == users["alice@acme.io"]["id"]
     ids = {u["id"]: n for n, u in users.items()}
-    assert {ids[m["value"]] for m in live(canaille, "Groups")["appsec"]["members"]} == {"alice@acme.io", "bob@acme.io"}
+    members = target_live(target, "Groups")["appsec"]["members"]
+    assert {ids[m["value"]] for m in members} == {"alice@acme.io", "bob@acme.io"}
     # re-plan clean
     assert plan_of(cfg).changes == []
-    # drift: a title changed and a member taken out of the team on Canaille directly
-    with canaille.client() as h:
-        alice = users["alice@acme.io"]
-        r2 = h.patch(f"Users/{alice['id']}", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                                   "Operations": [{"op": "replace", "path": "title", "value": "X"}]})
-        assert r2.status_code == 200, r2.text
+    # drift: a title changed on the server directly
+    with target.client() as h:
+        r2 = h.patch(f"Users/{users['alice@acme.io']['id']}",
+                     json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                           "Operations": [{"op": "replace", "path": "title", "value": "X"}]})
+        assert r2.is_success, r2.text
     drift = plan_of(cfg)
     assert actions(drift) == [('scim.canaille.user["alice@acme.io"]', Action.UPDATE)]
     converge(cfg)
-    assert live(canaille, "Users")["alice@acme.io"]["title"] == "Lead"
+    assert target_live(target, "Users")["alice@acme.io"]["title"] == "Lead"
     assert plan_of(cfg).changes == []
-    # removal: bob leaves the config; the ownership mark (in employeeNumber) makes him ours to deactivate
-    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute=f"{ENT}:employeeNumber"),
-                members=[m for m in MEMBERS if m["email"] != "bob@acme.io"],
+    # removal: bob leaves the config and the team; the ownership mark makes him ours to deactivate
+    cfg = write(tmp_path / "cfg", target.prov, members=[m for m in MEMBERS if m["email"] != "bob@acme.io"],
                 teams=[{"name": "appsec", "members": ["alice@acme.io"]}])
     removal = plan_of(cfg)
     assert sorted(actions(removal)) == [('scim.canaille.group["appsec"]', Action.UPDATE),
                                         ('scim.canaille.user["bob@acme.io"]', Action.DEACTIVATE)]
     converge(cfg)
-    assert live(canaille, "Users")["bob@acme.io"]["active"] is False
+    assert target_live(target, "Users")["bob@acme.io"]["active"] is False
+    assert [m["value"] for m in target_live(target, "Groups")["appsec"]["members"]] == [users["alice@acme.io"]["id"]]
     assert plan_of(cfg).changes == []
-
-
 
 
 def test_what_canaille_cannot_take_is_a_plan_error_naming_the_member(canaille: Canaille, tmp_path: Path) -> None:
     """Canaille requires name.familyName on create and stores no nickName: both fail the plan (with the
     member's file:line:col), not the apply; its read-only externalId without a fallback is a note."""
-    members: list[dict[str, Any]] = [{"email": "dave@acme.io", "given_name": "Dave"},
-               {"email": "erin@acme.io", "given_name": "Erin", "family_name": "Eve", "attributes": {"nickName": "e"}}]
+    members: list[dict[str, Any]] = [
+        {"email": "dave@acme.io", "given_name": "Dave"},
+        {"email": "erin@acme.io", "given_name": "Erin", "family_name": "Eve", "attributes": {"nickName": "e"}}]
     cfg = write(tmp_path / "cfg", provider(canaille), members=members, teams=[])
     r = run("plan", str(cfg))
     assert r.exit_code == 1
