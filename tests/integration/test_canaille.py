@@ -245,3 +245,18 @@ def test_an_ownership_attribute_canaille_cannot_store_is_an_error_at_its_place(c
     assert r.exit_code == 1
     assert re.search(r"providers\.yaml:\d+:\d+: providers\.canaille\.ownership_attribute nickName cannot hold the "
                      r"ownership mark on this provider \(not in /Schemas\)", r.stderr), r.stderr
+
+
+def test_check_names_the_step_that_failed(canaille: Canaille, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused client secret fails the token step (the token endpoint), not 'authentication' of the SCIM
+    server; Canaille's 500 to ?count= is no failure at all (it is read without count)."""
+    cfg = write(tmp_path / "cfg", provider(canaille), teams=[])
+    r = run("check", str(cfg))
+    assert r.exit_code == 0, r.output
+    assert re.search(r"token\s+ok", r.output) and re.search(r"authentication\s+ok", r.output)
+    monkeypatch.setenv("CANAILLE_SECRET", "not-the-client-secret")
+    r = run("check", str(cfg))
+    assert r.exit_code == 1
+    assert re.search(r"token\s+FAIL the OAuth token endpoint refused the client credentials", r.output), r.output
+    assert "authentication" not in r.output and "not-the-client-secret" not in r.output
