@@ -260,3 +260,16 @@ def test_check_names_the_step_that_failed(canaille: Canaille, tmp_path: Path,
     assert r.exit_code == 1
     assert re.search(r"token\s+FAIL the OAuth token endpoint refused the client credentials", r.output), r.output
     assert "authentication" not in r.output and "not-the-client-secret" not in r.output
+
+
+def test_a_team_rename_is_a_plan_error_where_displayname_is_immutable(canaille: Canaille, tmp_path: Path) -> None:
+    members = [{"email": "alice@acme.io", "family_name": "Archer"}]
+    cfg = write(tmp_path / "cfg", provider(canaille), members=members,
+                teams=[{"name": "appsec", "members": ["alice@acme.io"]}])
+    converge(cfg)
+    cfg = write(tmp_path / "cfg", provider(canaille), members=members,
+                teams=[{"name": "security", "previously": ["appsec"], "members": ["alice@acme.io"]}])
+    r = run("plan", str(cfg))
+    assert r.exit_code == 1
+    assert re.search(r"teams\.yaml:\d+:\d+: team security: provider canaille cannot rename its group appsec "
+                     r"\(displayName is immutable in /Schemas\)", r.stderr), r.stderr

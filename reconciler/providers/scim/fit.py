@@ -129,3 +129,9 @@ def member_refs_required(schema: ProviderSchema | None) -> bool:
         return False
     a, _ = schema.attr("members.$ref", GROUP)
     return a is not None and a.required
+
+
+def rename_refused(schema: ProviderSchema | None) -> str | None:
+    """Why a group cannot be renamed in place (None: it can): displayName immutable, as on Canaille."""
+    a = schema.attr("displayName", GROUP)[0] if schema is not None and GROUP in schema.schemas else None
+    return f"displayName is {a.mutability} in /Schemas" if a is not None and a.mutability != "readWrite" else None

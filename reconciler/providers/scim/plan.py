@@ -28,7 +28,7 @@ from reconciler.providers.scim.attributes import (
     precondition,
 )
 from reconciler.providers.scim.client import Capabilities, LiveState
-from reconciler.providers.scim.fit import fit_group, fit_users, mark_key
+from reconciler.providers.scim.fit import fit_group, fit_users, mark_key, rename_refused
 
 # --- planning -------------------------------------------------------------
 
@@ -202,6 +202,11 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             notes_here = [f"{e} is a member twice on the provider; the duplicate entry is removed"
                           for e in _twice(have["members"])]
             if have["displayName"] != t.name:
+                why = rename_refused(caps.schema)
+                if why:
+                    raise PlanError(f"{t.locate('previously')}: team {t.name}: provider {p.name} cannot rename "
+                                    f"its group {have['displayName']} ({why}); remove previously to make a new "
+                                    "group (the old one is then removed where it is marked, or left alone)")
                 notes_here.append(f"renamed from {have['displayName']} (previously), keeping id {res['id']}")
             changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
                                   before={k: have.get(k) for k in want}, after=want, diff=diff,
