@@ -361,3 +361,28 @@ def test_user_payloads_for_extra_attributes() -> None:
     assert "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User" in body["schemas"]
     ops = user_ops([AttributeChange("nickName", "al", "ali"), AttributeChange("title", "x", None)], {})
     assert ops == [{"op": "replace", "path": "nickName", "value": "ali"}, {"op": "remove", "path": "title"}]
+
+
+def test_a_server_that_cannot_take_count_is_read_without_it(client: ScimClient, api: respx.MockRouter,
+                                                            sleeps: list[float]) -> None:
+    """Canaille 0.3.6 answers 500 to ?count=N: the first list call's 500 is answered at once by the same call
+    without count (no retries, no waits), every later call leaves count out, and paging by the server's own
+    page size (3 here) still ends on the total."""
+    people = [{"id": str(i), "userName": f"u{i}@acme.io"} for i in range(7)]
+    seen: list[dict[str, str]] = []
+
+    def users(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        seen.append(q)
+        if "count" in q:
+            return httpx.Response(500, text="A server error occurred.")
+        start = int(q.get("startIndex", "1"))
+        return listing(people[start - 1:start + 2], len(people), start)
+
+    api.get("/Users").mock(side_effect=users)
+    found, pages = client.list_all("Users")
+    assert [u["id"] for u in found] == [str(i) for i in range(7)] and pages == 3
+    assert "count" in seen[0] and all("count" not in q for q in seen[1:]) and len(seen) == 4
+    assert sleeps == []
+    assert client.get_list("Users", {"startIndex": "1", "count": "1"})["totalResults"] == 7  # count not sent
+    assert "count" not in seen[-1]
