@@ -1,7 +1,7 @@
 """SCIM 2.0 wire protocol for one provider: discovery, paged reads, lookups, writes, Bulk.
 
 Reading is one ServiceProviderConfig call plus paged ``/Users`` and ``/Groups``
-lists (never a GET per object).
+lists (never a GET per object), and ``/Schemas`` with ``/ResourceTypes`` once (``scim/schema.py``).
 """
 
 from __future__ import annotations
