@@ -386,3 +386,18 @@ def test_a_server_that_cannot_take_count_is_read_without_it(client: ScimClient, 
     assert sleeps == []
     assert client.get_list("Users", {"startIndex": "1", "count": "1"})["totalResults"] == 7  # count not sent
     assert "count" not in seen[-1]
+
+
+@pytest.mark.parametrize("status", [403, 500, 501])
+def test_a_provider_whose_schemas_fail_is_planned_as_declared_with_a_note(client: ScimClient, api: respx.MockRouter,
+                                                                         status: int) -> None:
+    route = api.get("/Schemas").mock(return_value=httpx.Response(status))
+    assert client.schema() is None and client.schema() is None
+    assert client.caps.schema_note == f"/Schemas cannot be read (HTTP {status})"
+    assert route.call_count == (5 if status == 500 else 1)  # read once (a 500 retried as any call is)
+
+
+def test_a_401_on_schemas_is_an_authentication_error(client: ScimClient, api: respx.MockRouter) -> None:
+    api.get("/Schemas").mock(return_value=httpx.Response(401))
+    with pytest.raises(AuthError):
+        client.schema()

@@ -139,19 +139,24 @@ class ScimClient:
         return self.caps.schemas or {}
 
     def schema(self) -> ProviderSchema | None:
-        """``/Schemas`` and ``/ResourceTypes``, read once (None where the provider serves no schemas)."""
+        """``/Schemas`` and ``/ResourceTypes``, read once (None where the provider serves no usable schemas:
+        then everything is sent as declared, and ``caps.schema_note`` says why where it is not a 404)."""
         if self.caps.schemas is None:
             parsed: dict[str, dict[str, Attr]] = {}
             try:
                 parsed = parse_schemas(self.http.get_json("Schemas", what="cannot read Schemas"))
             except NotFoundError:
                 pass
+            except (ServerError, AuthError) as exc:
+                if isinstance(exc, AuthError) and exc.status != 403:
+                    raise
+                self.caps.schema_note = f"/Schemas cannot be read (HTTP {exc.status})"
             types = None
             if parsed:
                 try:
                     types = parse_resource_types(self.http.get_json("ResourceTypes", what="cannot read ResourceTypes"))
-                except NotFoundError:
-                    pass
+                except (NotFoundError, ServerError):
+                    pass  # every extension /Schemas advertises is then taken as usable
             self.caps.schemas = {urn: {a.name for a in attrs.values()} for urn, attrs in parsed.items()}
             self.caps.schema = ProviderSchema(parsed, types) if parsed else None
         return self.caps.schema

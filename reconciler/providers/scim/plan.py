@@ -81,6 +81,8 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     if fitted.errors:
         raise PlanError(f"provider {p.name} cannot store the config as written (its /Schemas):", fitted.errors)
     notes += fitted.notes
+    if caps.schema_note:
+        notes.append(f"scim.{p.name}: {caps.schema_note}: attributes are sent as declared, unchecked")
 
     # a live user is named by the member that matched it (so a member whose email changed, matched by
     # externalId, keeps their teams and reports under the new name), else by its own userName

@@ -23,6 +23,7 @@ class Capabilities:
     discovered: bool = False
     schemas: dict[str, set[str]] | None = None  # URN -> attribute names (read only when needed)
     schema: ProviderSchema | None = None  # /Schemas and /ResourceTypes (None: not read, or not served)
+    schema_note: str | None = None  # why /Schemas could not be used, when it was served but failed
 
     def describe(self) -> str:
         bits = [f"patch={'yes' if self.patch else 'no'}",
