@@ -255,6 +255,8 @@ def test_check_names_the_step_that_failed(canaille: Canaille, tmp_path: Path,
     r = run("check", str(cfg))
     assert r.exit_code == 0, r.output
     assert re.search(r"token\s+ok", r.output) and re.search(r"authentication\s+ok", r.output)
+    assert re.search(r"schemas\s+ok\s+User: \d+ attributes; enterprise extension; externalId read-only "
+                     r"\(see ownership_attribute\); required on create: name.formatted, name.familyName", r.output)
     monkeypatch.setenv("CANAILLE_SECRET", "not-the-client-secret")
     r = run("check", str(cfg))
     assert r.exit_code == 1

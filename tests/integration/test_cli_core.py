@@ -163,10 +163,11 @@ def test_check_ok(cfg: Path, scim: ScimServer) -> None:
     result = run("check", str(cfg))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[1] for line in lines] == ["reachable", "authentication", "discovery"]
+    assert [line.split()[1] for line in lines] == ["reachable", "authentication", "discovery", "schemas"]
     assert all(line.split()[2] == "ok" for line in lines)
     assert "bearer credentials accepted" in lines[1]
     assert "patch=yes" in lines[2] and "filter=yes" in lines[2]
+    assert "User: 21 attributes; enterprise extension" in lines[3] and "externalId" not in lines[3]
 
 
 def test_check_failing_provider(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,8 @@ Steps, each named in the output when it fails: the URL is acceptable (https, or
 http on loopback), the credentials resolve, the OAuth token endpoint issues a
 token (oauth2 only), the server answers (TLS verified), the credentials are
 accepted on an authenticated endpoint (``authentication``; any other failure of
-that list is ``list users``), and what discovery says the provider supports.
+that list is ``list users``), what discovery says the provider supports, and
+what its ``/Schemas`` say it stores (``schemas``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from reconciler.contract import CheckResult
 from reconciler.errors import AuthError, ConnectError, ReconcilerError
 from reconciler.providers._http import OAuth2ClientCredentials, check_url
 from reconciler.providers.scim.client import client_for
+from reconciler.providers.scim.fit import describe_schema
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -72,6 +74,11 @@ def check_provider(p: ScimProvider, session: Session) -> CheckResult:
         res.steps.append(("discovery", True, caps.describe()))
     except ReconcilerError as exc:
         res.steps.append(("discovery", False, str(exc)))
+        return res
+    try:
+        res.steps.append(("schemas", True, describe_schema(client.schema(), client.caps.schema_note)))
+    except ReconcilerError as exc:
+        res.steps.append(("schemas", False, str(exc)))
         return res
     res.ok = True
     return res

@@ -103,7 +103,7 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
     for key in sorted(dropped):
         why, who = dropped[key]
         shown = ", ".join(who[:5]) + (f" and {len(who) - 5} more" if len(who) > 5 else "")
-        label = f"{schema_path(key)} ({FIELDS[key]})" if key in FIELDS else schema_path(key)
+        label = f"{schema_path(key)} ({FIELDS[key]})" if FIELDS.get(key, key) != key else schema_path(key)
         out.notes.append(f"scim.{p.name}: {label} is not stored by this provider ({why}); not sent for {shown}")
     return out
 
@@ -135,3 +135,19 @@ def rename_refused(schema: ProviderSchema | None) -> str | None:
     """Why a group cannot be renamed in place (None: it can): displayName immutable, as on Canaille."""
     a = schema.attr("displayName", GROUP)[0] if schema is not None and GROUP in schema.schemas else None
     return f"displayName is {a.mutability} in /Schemas" if a is not None and a.mutability != "readWrite" else None
+
+
+def describe_schema(schema: ProviderSchema | None, note: str | None = None) -> str:
+    """One line for ``check``: what the provider's /Schemas say it stores, where that matters."""
+    if schema is None:
+        return (note or "no /Schemas") + ": attributes are sent as declared"
+    users = schema.schemas.get(USER, {})
+    bits = [f"User: {len(users)} attributes" if users else "no User schema"]
+    if ENTERPRISE in schema.schemas and (schema.extensions is None or ENTERPRISE in schema.extensions.get(USER, set())):
+        bits.append("enterprise extension")
+    if schema.refusal("externalId", USER):
+        bits.append("externalId read-only (see ownership_attribute)")
+    required = [r for r in schema.required(USER) if r not in ("userName", "active")]
+    if required:
+        bits.append("required on create: " + ", ".join(required))
+    return "; ".join(bits)
