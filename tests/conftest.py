@@ -26,7 +26,7 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
 # What may appear at the top of the checkout while the tests run: the venv and the tools' caches.
 # Anything else (.reconciler/audit.jsonl from an apply without --audit-log, a plan.json written
 # to the current directory) is a test writing outside its tmp_path.
-CHECKOUT_ALLOWED = {".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "__pycache__"}
+CHECKOUT_ALLOWED = {".venv", ".canaille-venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "__pycache__"}
 
 
 def checkout_entries() -> set[str]:

@@ -50,6 +50,9 @@ class OAuth2Auth(Model):
     """Sent as the 'audience' parameter where the authorization server wants one (Entra ID, Auth0)."""
     scope: str | None = None
     """Space-separated scopes to request, where the authorization server wants them."""
+    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    """How the client ID and secret reach the token endpoint: HTTP Basic (client_secret_basic, the
+    RFC 6749 default every server accepts) or in the form body (client_secret_post)."""
 
     @field_validator("token_url")
     @classmethod
@@ -101,6 +104,11 @@ class ScimProvider(Item):
     """userNames and group names that are never deactivated or deleted."""
     ownership_prefix: str = "reconciler:"
     """Prefix of externalId that marks an object as created or adopted by reconciler."""
+    ownership_attribute: str = "externalId"
+    """The user attribute that holds the ownership mark (the prefix, then the member's external_id or email).
+    externalId is the attribute RFC 7643 makes for it; where a provider cannot store it (read-only, as on
+    Canaille), name another attribute it stores and reconciler does not otherwise manage, by name or full
+    URN path (e.g. urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber)."""
     concurrency: int = Field(default=8, ge=1, le=64)
     """How many write requests may be in flight at once."""
     page_size: int | None = Field(default=None, ge=1)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -112,23 +112,36 @@ class BasicAuth(httpx.Auth):
 
 class OAuth2ClientCredentials(httpx.Auth):
     """RFC 6749 client-credentials grant; the token is cached and refreshed before it expires
-    (or once after a 401)."""
+    (or once after a 401).
+
+    The client authenticates by HTTP Basic (``client_secret_basic``, RFC 6749 §2.3.1: the method every
+    authorization server must support; the ID and secret form-encoded, then base64) unless
+    ``client_auth`` is ``client_secret_post`` (the ID and secret in the form body)."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, audience: str | None = None,
                  scope: str | None = None, transport: httpx.BaseTransport | None = None,
-                 verify: Any = True, timeout: float = 30.0) -> None:
+                 verify: Any = True, timeout: float = 30.0, client_auth: str = "client_secret_basic") -> None:
         check_url(token_url, "token_url")
+        if client_auth not in ("client_secret_basic", "client_secret_post"):
+            raise ProviderError(f"client_auth {client_auth!r}: write client_secret_basic or client_secret_post")
         remember(client_secret)
         self.token_url, self.client_id, self.client_secret = token_url, client_id, client_secret
-        self.audience, self.scope = audience, scope
+        self.audience, self.scope, self.client_auth = audience, scope, client_auth
+        # RFC 6749 §2.3.1: each part application/x-www-form-urlencoded before the base64; every derived
+        # form (the pair, its base64, the header) is registered for redaction
+        self._basic = remember_basic(quote(client_id, safe=""), quote(client_secret, safe=""))
         self._transport, self._verify, self._timeout = transport, verify, timeout
         self._token: str | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
 
     def _fetch(self) -> str:
-        data = {"grant_type": "client_credentials", "client_id": self.client_id,
-                "client_secret": self.client_secret}
+        data = {"grant_type": "client_credentials"}
+        headers = {"Accept": "application/json"}
+        if self.client_auth == "client_secret_post":
+            data |= {"client_id": self.client_id, "client_secret": self.client_secret}
+        else:
+            headers["Authorization"] = self._basic
         if self.audience:
             data["audience"] = self.audience
         if self.scope:
@@ -137,13 +150,13 @@ class OAuth2ClientCredentials(httpx.Auth):
             transport = self._transport or deadline_transport(self._verify, httpx.Limits(max_connections=1))
             with httpx.Client(transport=transport, verify=self._verify, timeout=self._timeout,
                               trust_env=False, follow_redirects=False) as c, request_deadline(self._timeout):
-                r = c.post(self.token_url, data=data, headers={"Accept": "application/json"})
+                r = c.post(self.token_url, data=data, headers=headers)
         except httpx.HTTPError as exc:
             raise ConnectError("cannot reach the OAuth token endpoint", "POST", self.token_url,
                                detail=type(exc).__name__) from None
         if r.status_code != 200:
-            raise AuthError("the OAuth token endpoint refused the client credentials", "POST", self.token_url,
-                            r.status_code, detail=_detail(r))
+            raise AuthError(f"the OAuth token endpoint refused the client credentials (sent by {self.client_auth})",
+                            "POST", self.token_url, r.status_code, detail=_detail(r))
         try:
             body = r.json()
             token = str(body["access_token"])
@@ -300,7 +313,7 @@ class Http:
                     break
                 continue
             self._record(method, str(r.request.url), r.status_code, t0, None, attempt)  # with its query
-            if r.status_code in RETRY_STATUSES and attempt < self.attempts:
+            if r.status_code in RETRY_STATUSES and r.status_code not in ok and attempt < self.attempts:
                 continue
             if r.is_success or r.status_code in ok:
                 return r

@@ -90,6 +90,7 @@ def test_no_token_in_the_log_even_when_the_server_echoes_it(write_config: Callab
     log = tmp_path / "audit.jsonl"
     with respx.mock(base_url=base, assert_all_called=True) as router:
         router.get("/ServiceProviderConfig").mock(return_value=httpx.Response(404))
+        router.get("/Schemas").mock(return_value=httpx.Response(404))
         router.get("/Users").mock(return_value=httpx.Response(200, json={"totalResults": 1, "Resources": [alice]}))
         router.get("/Groups").mock(return_value=httpx.Response(200, json={"totalResults": 0, "Resources": []}))
         router.get("/Users/u1").mock(return_value=httpx.Response(200, json=alice))  # re-read before writing

@@ -138,7 +138,7 @@ def test_apply_without_auto_approve_refuses_off_a_terminal(cfg: Path, scim: Scim
 
 def test_apply_failure_names_it_and_exits_1(scim: ScimServer, write_config: WriteConfig) -> None:
     cfg = write_config(scim.base_url, members=["ok@acme.io", {"email": "bad@acme.io",
-                                                              "attributes": {"noSuchAttribute": "x"}}])
+                                                              "attributes": {"nickName": 42}}])
     result = run("apply", str(cfg), "--auto-approve", "--no-color", "--audit-log", str(cfg.parent / "a.jsonl"))
     assert result.exit_code == 1
     assert 'scim.platform.user["ok@acme.io"]: create done' in result.stdout
@@ -163,10 +163,11 @@ def test_check_ok(cfg: Path, scim: ScimServer) -> None:
     result = run("check", str(cfg))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[1] for line in lines] == ["reachable", "authentication", "discovery"]
+    assert [line.split()[1] for line in lines] == ["reachable", "authentication", "discovery", "schemas"]
     assert all(line.split()[2] == "ok" for line in lines)
     assert "bearer credentials accepted" in lines[1]
     assert "patch=yes" in lines[2] and "filter=yes" in lines[2]
+    assert "User: 21 attributes; enterprise extension" in lines[3] and "externalId" not in lines[3]
 
 
 def test_check_failing_provider(cfg: Path, monkeypatch: pytest.MonkeyPatch) -> None:

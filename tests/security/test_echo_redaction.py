@@ -46,6 +46,10 @@ def forms() -> dict[str, str]:
                                                                         SECRETS["JIRA_TOKEN"])]:
         pair = b64(f"{user}:{s}")
         out |= {f"{name} base64(user:token)": pair, f"{name} base64 of the header": b64(f"Basic {pair}")}
+    # OAuth client_secret_basic (the default): id and secret form-encoded (RFC 6749 §2.3.1), then base64
+    pair = b64(f"reconciler:{quote(SECRETS['OAUTH_SECRET'], safe='')}")
+    out |= {"oauth client_secret_basic base64(id:secret)": pair,
+            "oauth client_secret_basic base64 of the header": b64(f"Basic {pair}")}
     for name in ("SCIM_BEARER", "JIRA_PAT"):
         out[f"{name} base64 of the header"] = b64(f"Bearer {SECRETS[name]}")
     out["access token base64 of the header"] = b64(f"Bearer {ACCESS_TOKEN}")

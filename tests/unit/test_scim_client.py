@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from reconciler.errors import AuthError, ConnectError, ServerError
 from reconciler.plan.model import Action, AttributeChange, Change
 from reconciler.providers.scim import PATCH_OP, USER, ScimClient, connect, user_body, user_ops
 from reconciler.providers.scim.apply import ScimApplier
+from reconciler.secrets import redact
 
 BASE = "https://scim.example.test/v2"
 TOKEN_URL = "https://login.example.test/oauth2/token"
@@ -304,10 +306,38 @@ def test_oauth2_token_fetched_once_cached_and_refreshed_after_401(oauth_client: 
             assert oauth_client.get("Users", "1") == {"id": "1"}
     assert seen == ["Bearer tok-1", "Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
     assert token_route.call_count == 2
-    form = parse_qs(token_route.calls[0].request.content.decode())
-    assert form == {"grant_type": ["client_credentials"], "client_id": ["reconciler"],
-                    "client_secret": ["client-secret-5678"], "audience": ["https://scim.example.test"],
+    # client_secret_basic by default (RFC 6749 §2.3.1): the credentials in the header, not the body
+    request = token_route.calls[0].request
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"reconciler:client-secret-5678").decode()
+    form = parse_qs(request.content.decode())
+    assert form == {"grant_type": ["client_credentials"], "audience": ["https://scim.example.test"],
                     "scope": ["scim.write"]}
+
+
+@pytest.mark.parametrize("client_auth", ["client_secret_basic", "client_secret_post"])
+def test_oauth2_client_auth_methods(monkeypatch: pytest.MonkeyPatch, sleeps: list[float], client_auth: str) -> None:
+    # a secret with characters that RFC 6749 §2.3.1 form-encodes before the base64
+    monkeypatch.setenv("CLIENT_SECRET", "s3cret:+/ %=x")
+    p = provider(auth={"type": "oauth2", "token_url": TOKEN_URL, "client_id": "svc id",
+                       "client_secret": "${env:CLIENT_SECRET}", "client_auth": client_auth})
+    c = connect(p, sleep=sleeps.append)
+    with respx.mock() as router:
+        route = router.post(TOKEN_URL).mock(return_value=httpx.Response(200, json={"access_token": "tok-abcdefgh"}))
+        router.get(f"{BASE}/Users/1").mock(return_value=httpx.Response(200, json={"id": "1"}))
+        assert c.get("Users", "1") == {"id": "1"}
+    c.close()
+    request = route.calls[0].request
+    form = parse_qs(request.content.decode())
+    if client_auth == "client_secret_basic":
+        pair = base64.b64decode(request.headers["Authorization"].removeprefix("Basic ")).decode()
+        assert pair == "svc%20id:s3cret%3A%2B%2F%20%25%3Dx"
+        assert form == {"grant_type": ["client_credentials"]}
+        assert redact(request.headers["Authorization"]) == "Basic ***"
+    else:
+        assert "Authorization" not in request.headers
+        assert form == {"grant_type": ["client_credentials"], "client_id": ["svc id"],
+                        "client_secret": ["s3cret:+/ %=x"]}
+        assert redact(request.content.decode()) == "grant_type=client_credentials&client_id=svc+id&client_secret=***"
 
 
 def test_oauth2_refused_credentials(oauth_client: ScimClient) -> None:
@@ -331,3 +361,43 @@ def test_user_payloads_for_extra_attributes() -> None:
     assert "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User" in body["schemas"]
     ops = user_ops([AttributeChange("nickName", "al", "ali"), AttributeChange("title", "x", None)], {})
     assert ops == [{"op": "replace", "path": "nickName", "value": "ali"}, {"op": "remove", "path": "title"}]
+
+
+def test_a_server_that_cannot_take_count_is_read_without_it(client: ScimClient, api: respx.MockRouter,
+                                                            sleeps: list[float]) -> None:
+    """Canaille 0.3.6 answers 500 to ?count=N: the first list call's 500 is answered at once by the same call
+    without count (no retries, no waits), every later call leaves count out, and paging by the server's own
+    page size (3 here) still ends on the total."""
+    people = [{"id": str(i), "userName": f"u{i}@acme.io"} for i in range(7)]
+    seen: list[dict[str, str]] = []
+
+    def users(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        seen.append(q)
+        if "count" in q:
+            return httpx.Response(500, text="A server error occurred.")
+        start = int(q.get("startIndex", "1"))
+        return listing(people[start - 1:start + 2], len(people), start)
+
+    api.get("/Users").mock(side_effect=users)
+    found, pages = client.list_all("Users")
+    assert [u["id"] for u in found] == [str(i) for i in range(7)] and pages == 3
+    assert "count" in seen[0] and all("count" not in q for q in seen[1:]) and len(seen) == 4
+    assert sleeps == []
+    assert client.get_list("Users", {"startIndex": "1", "count": "1"})["totalResults"] == 7  # count not sent
+    assert "count" not in seen[-1]
+
+
+@pytest.mark.parametrize("status", [403, 500, 501])
+def test_a_provider_whose_schemas_fail_is_planned_as_declared_with_a_note(client: ScimClient, api: respx.MockRouter,
+                                                                         status: int) -> None:
+    route = api.get("/Schemas").mock(return_value=httpx.Response(status))
+    assert client.schema() is None and client.schema() is None
+    assert client.caps.schema_note == f"/Schemas cannot be read (HTTP {status})"
+    assert route.call_count == (5 if status == 500 else 1)  # read once (a 500 retried as any call is)
+
+
+def test_a_401_on_schemas_is_an_authentication_error(client: ScimClient, api: respx.MockRouter) -> None:
+    api.get("/Schemas").mock(return_value=httpx.Response(401))
+    with pytest.raises(AuthError):
+        client.schema()

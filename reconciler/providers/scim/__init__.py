@@ -1,6 +1,9 @@
 """SCIM 2.0 providers: members and teams converged into /Users and /Groups.
 
 - ``client``: the wire protocol (discovery, paged reads, lookups, writes) and ``bulk``: SCIM Bulk;
+  ``wire``: a provider's HTTP auth and what its answers mean;
+- ``schema``: what discovery says (ServiceProviderConfig, /Schemas, /ResourceTypes); ``fit``: the desired
+  attributes fitted to what the provider stores;
 - ``attributes``: live resources and config items as comparable attributes, and back into bodies;
 - ``plan``: desired + live -> changes, pure;
 - ``apply``: one provider's changes in dependency order;

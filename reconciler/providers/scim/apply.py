@@ -20,6 +20,7 @@ from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import Adopted, BulkResult
 from reconciler.providers.scim.client import GROUP, ScimClient
+from reconciler.providers.scim.fit import email_meta, member_refs_required
 from reconciler.secrets import redact
 
 Observer = Callable[[Outcome], None]
@@ -212,12 +213,16 @@ class ScimApplier:
 
     # --- users ---------------------------------------------------------------
 
+    def _meta(self) -> bool:
+        """Whether emails carry type and primary on this provider (its /Schemas, read before apply)."""
+        return email_meta(self.client.caps.schema)
+
     def _upsert_user(self, c: Change) -> None:
         assert c.after is not None
         # read in place: a copy per change is quadratic, and other threads add to it meanwhile
         refs = self.ids
         if c.action is Action.CREATE:
-            body = scim.user_body(c.after, refs)
+            body = scim.user_body(c.after, refs, self._meta())
             user_name = str(c.after["userName"])
             res, existed = self.client.create_or_adopt("Users", body, lambda: self.client.find_user(user_name))
             with self._lock:
@@ -227,10 +232,10 @@ class ScimApplier:
             return
         assert c.id is not None
         if self.client.caps.patch:
-            self.client.patch("Users", c.id, scim.user_ops(c.diff, refs), _etag(c))
+            self.client.patch("Users", c.id, scim.user_ops(c.diff, refs, self._meta()), _etag(c))
         else:
             live = self.client.get("Users", c.id) or {}
-            self.client.put("Users", c.id, scim.apply_user_ops_to(live, c.after, refs), _etag(c))
+            self.client.put("Users", c.id, scim.apply_user_ops_to(live, c.after, refs, self._meta()), _etag(c))
 
     def _converge_adopted_user(self, c: Change, res: dict[str, Any]) -> None:
         """A member planned as new whose account exists (made by hand or by another apply since the plan,
@@ -243,14 +248,14 @@ class ScimApplier:
         if not diff:
             return
         if self.client.caps.patch:
-            self.client.patch("Users", str(res["id"]), scim.user_ops(diff, self.ids), None)
+            self.client.patch("Users", str(res["id"]), scim.user_ops(diff, self.ids, self._meta()), None)
         else:
-            self.client.put("Users", str(res["id"]), scim.apply_user_ops_to(res, c.after, self.ids), None)
+            self.client.put("Users", str(res["id"]), scim.apply_user_ops_to(res, c.after, self.ids, self._meta()), None)
 
     def _deactivate_user(self, c: Change) -> None:
         assert c.id is not None and c.after is not None
         if self.client.caps.patch:
-            ops = scim.user_ops(c.diff, self.ids)
+            ops = scim.user_ops(c.diff, self.ids, self._meta())
             self.client.patch("Users", c.id, ops, _etag(c))
         else:
             live = self.client.get("Users", c.id) or {}
@@ -281,7 +286,7 @@ class ScimApplier:
                 if blocked:
                     raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
                 assert c.after is not None
-                body = self._group_body(c) if created is not None else scim.user_body(c.after, refs)
+                body = self._group_body(c) if created is not None else scim.user_body(c.after, refs, self._meta())
             except ReconcilerError as exc:
                 self._fail(c, str(exc), t0)
                 continue
@@ -332,13 +337,21 @@ class ScimApplier:
         assert c.after is not None
         members = [i for i in (self._id(e) for e in c.after.get("members", [])) if i]
         body: dict[str, Any] = {"schemas": [GROUP], "displayName": c.after["displayName"],
-                                "externalId": c.after["externalId"],
-                                "members": [{"value": i} for i in members]}
+                                "members": self._member_values(members)}
+        if "externalId" in c.after:  # not where the provider holds it read-only (scim/fit.py)
+            body["externalId"] = c.after["externalId"]
         ext = scim.group_ext(c.after, self.p)
         if ext and self.p.team_schema is not None:
             body["schemas"].append(self.p.team_schema.urn)
             body[self.p.team_schema.urn] = ext
         return body
+
+    def _member_values(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Group members as a POST or PUT body lists them; with ``$ref`` where /Schemas requires it."""
+        if not member_refs_required(self.client.caps.schema):
+            return [{"value": i} for i in ids]
+        base = str(self.client.http.client.base_url).rstrip("/")
+        return [{"value": i, "$ref": f"{base}/Users/{i}"} for i in ids]
 
     def _create_group(self, c: Change) -> tuple[str, bool]:
         body = self._group_body(c)
@@ -360,7 +373,8 @@ class ScimApplier:
             raise ReconcilerError(f"cannot add {', '.join(missing)}: not created")
         self._left_out_of(c, [e for e in wanted if self._id(e) is None])
         if adopted:
-            ops = [{"op": "replace", "path": "externalId", "value": c.after["externalId"]}]
+            ops = ([{"op": "replace", "path": "externalId", "value": c.after["externalId"]}]
+                   if "externalId" in c.after else [])
             ext = scim.group_ext(c.after, self.p)
             if ext and self.p.team_schema is not None:
                 ops += [{"op": "replace", "path": f"{self.p.team_schema.urn}:{k}", "value": v}
@@ -371,7 +385,9 @@ class ScimApplier:
             else:
                 live = self.client.get("Groups", gid) or {}
                 body = {k: v for k, v in live.items() if k not in ("meta", "id")}
-                body.update({"externalId": c.after["externalId"], "members": [{"value": i} for i in members]})
+                body.update({"members": self._member_values(members)})
+                if "externalId" in c.after:
+                    body["externalId"] = c.after["externalId"]
                 self.client.put("Groups", gid, body, None)
             return
         add = [i for i in (self._id(e) for e in wanted if e not in known_ids(c)) if i]
@@ -407,8 +423,9 @@ class ScimApplier:
             live = self.client.get("Groups", c.id) or {}
             body = {k: v for k, v in live.items() if k not in ("meta", "id")}
             body["displayName"] = c.after["displayName"]
-            body["externalId"] = c.after["externalId"]
-            body["members"] = [{"value": self._id(e)} for e in sorted(after) if self._id(e)]
+            if "externalId" in c.after:
+                body["externalId"] = c.after["externalId"]
+            body["members"] = self._member_values([i for i in (self._id(e) for e in sorted(after)) if i])
             self.client.put("Groups", c.id, body, _etag(c))
             return
         self.client.patch_members(c.id, add, remove, ops, _etag(c))

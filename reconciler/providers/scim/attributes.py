@@ -85,7 +85,8 @@ def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
         "userName": m.email,
         "emails": m.email,
         "active": m.active,
-        "externalId": p.ownership_prefix + (m.external_id or m.email.lower()),
+        # the ownership mark (scim/fit.py drops it where the provider cannot store it)
+        _mark_key(p): p.ownership_prefix + (m.external_id or m.email.lower()),
     }
     declared = m.model_fields_set
     for f, attr in _SIMPLE_FIELDS.items():
@@ -101,6 +102,16 @@ def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
     for k, v in (m.attributes or {}).items():
         out[k] = v
     return out
+
+
+def _mark_key(p: ScimProvider) -> str:
+    a = p.ownership_attribute
+    return "enterprise:" + a[len(ENTERPRISE) + 1:] if a.startswith(ENTERPRISE + ":") else a
+
+
+def mark_of(res: dict[str, Any], p: ScimProvider) -> str:
+    """The ownership mark a live user carries ('' for none)."""
+    return str(_live_attr(res, p.ownership_attribute) or "")
 
 
 def live_group(res: dict[str, Any], usernames: dict[str, str], p: ScimProvider) -> dict[str, Any]:
@@ -175,10 +186,17 @@ def address(provider: str, kind: str, key: str) -> str:
 
 # --- payloads ---------------------------------------------------------------
 
-def user_body(after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"schemas": [USER], "userName": after["userName"], "active": after["active"],
-                            "externalId": after["externalId"],
-                            "emails": [{"value": after["emails"], "type": "work", "primary": True}]}
+def _emails(v: Any, meta: bool) -> list[dict[str, Any]]:
+    return [{"value": v, "type": "work", "primary": True} if meta else {"value": v}]
+
+
+def user_body(after: dict[str, Any], refs: dict[str, str], email_meta: bool = True) -> dict[str, Any]:
+    """The body of a create; ``email_meta``: emails carry type and primary (where /Schemas has them)."""
+    body: dict[str, Any] = {"schemas": [USER], "userName": after["userName"], "active": after["active"]}
+    if "externalId" in after:
+        body["externalId"] = after["externalId"]
+    if "emails" in after:
+        body["emails"] = _emails(after["emails"], email_meta)
     # one pass over the attributes (this runs once per member created)
     name: dict[str, Any] = {}
     ent: dict[str, Any] = {}
@@ -222,12 +240,12 @@ def user_body(after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
 _KNOWN_KEYS = {"userName", "active", "externalId", "emails", "displayName", "title", "roles"}
 
 
-def user_ops(diff: Iterable[AttributeChange], refs: dict[str, str]) -> list[dict[str, Any]]:
+def user_ops(diff: Iterable[AttributeChange], refs: dict[str, str], email_meta: bool = True) -> list[dict[str, Any]]:
     ops: list[dict[str, Any]] = []
     for d in diff:
         k, v = d.path, d.after
         if k == "emails":
-            ops.append({"op": "replace", "path": "emails", "value": [{"value": v, "type": "work", "primary": True}]})
+            ops.append({"op": "replace", "path": "emails", "value": _emails(v, email_meta)})
         elif k == "roles":
             ops.append({"op": "replace", "path": "roles", "value": [{"value": r} for r in v or []]})
         elif k.startswith("enterprise:"):
@@ -282,10 +300,11 @@ def group_attr_ops(diff: Iterable[AttributeChange], p: ScimProvider) -> list[dic
     return ops
 
 
-def apply_user_ops_to(resource: dict[str, Any], after: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
+def apply_user_ops_to(resource: dict[str, Any], after: dict[str, Any], refs: dict[str, str],
+                      email_meta: bool = True) -> dict[str, Any]:
     """For providers without PATCH: the full resource to PUT, the live one with the desired values."""
     body = {k: v for k, v in resource.items() if k not in ("meta", "id")}
-    fresh = user_body(after, refs)
+    fresh = user_body(after, refs, email_meta)
     for k, v in fresh.items():
         if k == "schemas":
             body["schemas"] = sorted(set(body.get("schemas", [])) | set(v))

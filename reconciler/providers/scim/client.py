@@ -1,7 +1,7 @@
 """SCIM 2.0 wire protocol for one provider: discovery, paged reads, lookups, writes, Bulk.
 
 Reading is one ServiceProviderConfig call plus paged ``/Users`` and ``/Groups``
-lists (never a GET per object).
+lists (never a GET per object), and ``/Schemas`` with ``/ResourceTypes`` once (``scim/schema.py``).
 """
 
 from __future__ import annotations
@@ -24,13 +24,9 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers._http import (
-    BasicAuth,
-    BearerToken,
     Http,
-    OAuth2ClientCredentials,
     Recorder,
     build_client,
-    ca_context,
     ca_path,
     raise_for_status,
 )
@@ -49,7 +45,9 @@ from reconciler.providers.scim.bulk import (
     bulk_id_of,
     bulk_status,
 )
-from reconciler.secrets import resolve
+from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
+from reconciler.providers.scim.schema import Capabilities as Capabilities
+from reconciler.providers.scim.wire import auth_for, form_refused, listed
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -67,55 +65,17 @@ MEMBER_REMOVALS_PER_PATCH = 50
 
 
 @dataclass
-class Capabilities:
-    """What discovery says the provider supports (defaults when it has no ServiceProviderConfig)."""
-
-    patch: bool = True
-    bulk: bool = False
-    bulk_max_operations: int = 0
-    bulk_max_payload: int = 0
-    etag: bool = False
-    filter: bool = True
-    max_results: int | None = None
-    discovered: bool = False
-    schemas: dict[str, set[str]] | None = None  # URN -> attribute names (read only when needed)
-
-    def describe(self) -> str:
-        bits = [f"patch={'yes' if self.patch else 'no'}",
-                f"bulk={'yes (max ' + str(self.bulk_max_operations) + ' ops)' if self.bulk else 'no'}",
-                f"etag={'yes' if self.etag else 'no'}", f"filter={'yes' if self.filter else 'no'}",
-                f"maxResults={self.max_results or 'unset'}"]
-        return ", ".join(bits) + ("" if self.discovered else " (no ServiceProviderConfig; assumed)")
-
-
-@dataclass
 class LiveState:
     users: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
 
 
-def _auth(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: str | None) -> httpx.Auth:
-    a = p.auth
-    def where(field: str) -> str:  # the error names the file:line:col of the reference
-        return f"{p.locate(f'auth.{field}')}: providers.{p.name}.auth.{field}"
-
-    if a.type == "bearer":
-        return BearerToken(resolve(a.token, where("token"), base_dir))
-    if a.type == "basic":
-        token = resolve(a.token, where("token"), base_dir)
-        return BasicAuth(a.username, token)
-    secret = resolve(a.client_secret, where("client_secret"), base_dir)
-    return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
-                                   transport=transport, timeout=p.timeout,
-                                   verify=ca_context(ca_path(p, base_dir)))  # the token request trusts it too
-
-
 def connect(p: ScimProvider, *, transport: httpx.BaseTransport | None = None, recorder: Recorder | None = None,
             base_dir: str | None = None, sleep: Callable[[float], None] | None = None,
             attempts: int = 5) -> ScimClient:
     """Build a client for a configured provider (``transport`` lets tests and the sandbox inject a server)."""
-    auth = _auth(p, transport, base_dir)
+    auth = auth_for(p, transport, base_dir)
     client = build_client(p.base_url, auth=auth, timeout=p.timeout, ca_bundle=ca_path(p, base_dir), transport=transport,
                           headers={"Accept": SCIM_JSON}, max_connections=max(p.concurrency, 4))
     kw: dict[str, Any] = {"recorder": recorder, "attempts": attempts}
@@ -143,6 +103,7 @@ class ScimClient:
         self.caps = Capabilities()
         self._member_remove_form = "filter"  # switches to "value" when a provider rejects the filter path
         self._folds_case: bool | None = None  # does `userName eq` ignore case here? (see filters_fold_case)
+        self._count_ok: bool | None = None  # does a list call take `count` here? (see get_list)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -175,16 +136,31 @@ class ScimClient:
         return self.caps
 
     def schemas(self) -> dict[str, set[str]]:
+        self.schema()
+        return self.caps.schemas or {}
+
+    def schema(self) -> ProviderSchema | None:
+        """``/Schemas`` and ``/ResourceTypes``, read once (None where the provider serves no usable schemas:
+        then everything is sent as declared, and ``caps.schema_note`` says why where it is not a 404)."""
         if self.caps.schemas is None:
-            out: dict[str, set[str]] = {}
+            parsed: dict[str, dict[str, Attr]] = {}
             try:
-                body = self.http.get_json("Schemas", what="cannot read Schemas")
-                for s in body.get("Resources", []) if isinstance(body, dict) else []:
-                    out[str(s.get("id"))] = {str(a.get("name")) for a in s.get("attributes", []) or []}
+                parsed = parse_schemas(self.http.get_json("Schemas", what="cannot read Schemas"))
             except NotFoundError:
                 pass
-            self.caps.schemas = out
-        return self.caps.schemas
+            except (ServerError, AuthError) as exc:
+                if isinstance(exc, AuthError) and exc.status != 403:
+                    raise
+                self.caps.schema_note = f"/Schemas cannot be read (HTTP {exc.status})"
+            types = None
+            if parsed:
+                try:
+                    types = parse_resource_types(self.http.get_json("ResourceTypes", what="cannot read ResourceTypes"))
+                except (NotFoundError, ServerError):
+                    pass  # every extension /Schemas advertises is then taken as usable
+            self.caps.schemas = {urn: {a.name for a in attrs.values()} for urn, attrs in parsed.items()}
+            self.caps.schema = ProviderSchema(parsed, types) if parsed else None
+        return self.caps.schema
 
     # --- reads -------------------------------------------------------------
 
@@ -199,7 +175,7 @@ class ScimClient:
 
         def fetch(offset: int) -> Page:
             q = {"startIndex": str(offset + 1), "count": str(count), **(params or {})}
-            body = self.http.get_json(resource, params=q, what=f"cannot list {resource}")
+            body = self.get_list(resource, q)
             items = body.get("Resources") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
                 raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
@@ -210,6 +186,25 @@ class ScimClient:
             return Page(found, total)
 
         return read_pages(fetch, page_size=count, url=url)
+
+    def get_list(self, resource: str, q: dict[str, str]) -> Any:
+        """One list call. A server that answers 500 to ``count`` (Canaille 0.3.6 compares the query
+        string with an int) is read without it: found on the first list call, whose 500 is not retried
+        but answered by the same call without ``count`` (retried as usual); the page size is then the
+        server's own (paging still ends on the total, bounded)."""
+        what = f"cannot list {resource}"
+        if self._count_ok is False:
+            q = {k: v for k, v in q.items() if k != "count"}
+        elif self._count_ok is None and "count" in q:
+            r = self.http.request("GET", resource, params=q, what=what, ok=(500,))
+            if r.status_code != 500:
+                self._count_ok = True
+                return listed(r)
+            # the same without count, retried as any call is: a server that fails it too fails the read
+            body = self.http.get_json(resource, params={k: v for k, v in q.items() if k != "count"}, what=what)
+            self._count_ok = False  # count is what the server cannot take
+            return body
+        return self.http.get_json(resource, params=q, what=what)
 
     def read(self) -> LiveState:
         users, p1 = self.list_all("Users")
@@ -230,9 +225,7 @@ class ScimClient:
         looked up by its name in the other case. A provider with no user (or no name with letters)
         cannot hold an account that differs only in case from another: it passes."""
         if self._folds_case is None:
-            body = self.http.get_json("Users", params={"startIndex": "1", "count": "1",
-                                                       "attributes": "userName"},
-                                      what="cannot list Users")
+            body = self.get_list("Users", {"startIndex": "1", "count": "1", "attributes": "userName"})
             items = body.get("Resources") if isinstance(body, dict) else None
             first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else None
             name = str(first.get("userName") or "") if first else ""
@@ -366,7 +359,7 @@ class ScimClient:
                 self.patch("Groups", gid, attempt, etag)
                 return
             except ServerError as exc:
-                if exc.status not in (400, 501):
+                if not form_refused(exc, alone=not extra_ops):
                     raise
                 with self._lock:
                     self._member_remove_form = "value"

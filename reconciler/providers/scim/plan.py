@@ -1,8 +1,9 @@
 """Planning for one SCIM provider: desired (config) + live (read) -> changes. Pure: no I/O.
 
 What reconciler creates or adopts carries its mark in ``externalId`` (RFC 7643 §3.1: the provisioning
-client's identifier): ``<ownership_prefix><external_id or email>``. That mark is how a member deleted
-from the YAML is recognised as "was managed, now removed" without a state file.
+client's identifier), or in the provider's ``ownership_attribute`` where externalId cannot hold it:
+``<ownership_prefix><external_id or email>``. That mark is how a member deleted from the YAML is
+recognised as "was managed, now removed" without a state file.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from reconciler.providers.scim.attributes import (
     desired_user,
     live_group,
     live_user,
+    mark_of,
     precondition,
 )
 from reconciler.providers.scim.client import Capabilities, LiveState
+from reconciler.providers.scim.fit import fit_group, fit_users, mark_key, rename_refused
 
 # --- planning -------------------------------------------------------------
 
@@ -50,21 +53,22 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     by_ext: dict[str, dict[str, Any]] = {}
     for u in live.users:
         by_name.setdefault(str(u.get("userName", "")).lower(), u)
-        if u.get("externalId"):
-            by_ext.setdefault(str(u["externalId"]), u)
+        if mark_of(u, p):
+            by_ext.setdefault(mark_of(u, p), u)
 
     members = config.members_for(p.name)
+    mark = mark_key(p)
     # members a team on this provider may hold: provisioned here and existing (or about to)
     holdable = {m.key for m in members}
     matched: dict[str, Member] = {}  # provider user id -> the member that matched it
     found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]] = []  # (member, desired, live or None)
     for m in members:
         want = desired_user(m, p)
-        res = by_name.get(m.key) or by_ext.get(want["externalId"])
+        res = by_name.get(m.key) or by_ext.get(want[mark])
         if res is not None and str(res.get("id")) in matched:
             # two members would update one account in turn, each undoing the other: refuse
             other = matched[str(res.get("id"))]
-            how = "userName" if by_name.get(m.key) is res else f"externalId {want['externalId']}"
+            how = "userName" if by_name.get(m.key) is res else f"{p.ownership_attribute} {want[mark]}"
             raise PlanError(f"{m.locate('email')}: member {m.key} matches the provider's user "
                             f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
                             f"({other.locate('email')}) already matches; give one of them another external_id "
@@ -72,6 +76,13 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         if res is not None:
             matched[str(res.get("id"))] = m
         found.append((m, want, res))
+
+    fitted = fit_users(found, p, caps.schema)
+    if fitted.errors:
+        raise PlanError(f"provider {p.name} cannot store the config as written (its /Schemas):", fitted.errors)
+    notes += fitted.notes
+    if caps.schema_note:
+        notes.append(f"scim.{p.name}: {caps.schema_note}: attributes are sent as declared, unchecked")
 
     # a live user is named by the member that matched it (so a member whose email changed, matched by
     # externalId, keeps their teams and reports under the new name), else by its own userName
@@ -105,12 +116,12 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                               precondition=precondition(res, caps),
                               payload=_refs_user(want, ids)))
 
-    managed = sum(1 for u in live.users if str(u.get("externalId") or "").startswith(prefix)) if prefix else 0
+    managed = sum(1 for u in live.users if mark_of(u, p).startswith(prefix)) if prefix else 0
     for u in live.users:
         uid = str(u.get("id"))
         if uid in matched:
             continue
-        ext = str(u.get("externalId") or "")
+        ext = mark_of(u, p)
         owned = bool(prefix) and ext.startswith(prefix)
         if not (owned or p.authoritative):
             continue
@@ -158,10 +169,16 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     for g in live.groups:
         groups_by_name.setdefault(str(g.get("displayName")), g)
     matched_groups: set[str] = set()
+    group_note = False
     teams = config.teams_for(p.name)
     current_names = {t.name for t in teams}
     for t in teams:
         want = desired_group(t, p, managed_ext)
+        if fit_group(want, caps.schema) and not group_note:
+            group_note = True
+            notes.append(f"scim.{p.name}: externalId is read-only on this provider's Groups: teams are not "
+                         "marked, so a team removed from the config is left on the provider (unless "
+                         "authoritative: true)")
         res = groups_by_name.get(t.name)
         if res is None:
             # renamed (previously: [old]): the old group is renamed in place, keeping its id
@@ -187,6 +204,11 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             notes_here = [f"{e} is a member twice on the provider; the duplicate entry is removed"
                           for e in _twice(have["members"])]
             if have["displayName"] != t.name:
+                why = rename_refused(caps.schema)
+                if why:
+                    raise PlanError(f"{t.locate('previously')}: team {t.name}: provider {p.name} cannot rename "
+                                    f"its group {have['displayName']} ({why}); remove previously to make a new "
+                                    "group (the old one is then removed where it is marked, or left alone)")
                 notes_here.append(f"renamed from {have['displayName']} (previously), keeping id {res['id']}")
             changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
                                   before={k: have.get(k) for k in want}, after=want, diff=diff,

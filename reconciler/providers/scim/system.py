@@ -41,6 +41,7 @@ def plan_one(session: Session, p: ScimProvider) -> ProviderPlan:
     caps = client.discover()
     live = client.read()
     session.live[p.name] = {"users": len(live.users), "groups": len(live.groups), "page_size": client.page_size()}
+    client.schema()  # what the provider stores decides what is planned (scim/fit.py)
     schemas = client.schemas() if p.team_schema is not None else None
     return plan_provider(session.config, p, live, caps, schemas)
 
@@ -72,6 +73,7 @@ class ScimSystem:
             client = client_for(session, p.name)
             if not client.caps.discovered:
                 client.discover()
+            client.schema()  # what the bodies may carry (read once per client)
             outcomes += ScimApplier(client, observer, session.ledger).run(mine).outcomes
         return outcomes
 
