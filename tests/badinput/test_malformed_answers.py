@@ -24,7 +24,7 @@ def answers(**override: Any) -> Any:
         p = path.split("?")[0]
         for key, value in override.items():
             if p.endswith("/" + key):
-                return value
+                return int(value[0]), value[1]
         if p.endswith("/ServiceProviderConfig"):
             return 200, SPC
         if p.endswith("/oauth/token"):
