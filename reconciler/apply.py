@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.contract import Observer
 from reconciler.errors import ApplyError
-from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Outcome, interruptible
+from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Ledger, Outcome, interruptible
 from reconciler.plan.model import Change, Plan
 from reconciler.providers.registry import SYSTEMS
 from reconciler.session import Session
@@ -54,6 +54,7 @@ def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> Appl
     """Every change ends in exactly one outcome: one a system did not report (an action or kind it has no
     way to apply), or whose address no system owns, is a failure that says so, never silence."""
     result = ApplyResult()
+    session.ledger = Ledger()
     owned: set[str] = set()
     for system in SYSTEMS:
         mine = [c for c in plan.changes if c.address.startswith(system.prefix)]
@@ -61,6 +62,8 @@ def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> Appl
         if not mine:
             continue
         outcomes = system.apply(session, mine, observer)
+        for o in outcomes:  # what a system reported without the executor (a Bulk request's parts ...)
+            session.ledger.record(o)
         reported = {o.change.address for o in outcomes}
         result.outcomes += outcomes
         for c in mine:

@@ -85,9 +85,46 @@ def interruptible(on_first: Callable[[], None] | None = None) -> Iterator[None]:
         STOP.clear()  # the next apply in this process starts its changes again
 
 
-def run_one(c: Change, step: Callable[[Change], Any]) -> Outcome:
+class Ledger:
+    """What has failed so far in one apply, across every system: a change whose ``depends_on`` names a
+    failed change is skipped, and says which, once, here (no applier writes that message itself)."""
+
+    def __init__(self) -> None:
+        self._failed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record(self, o: Outcome) -> None:
+        if not o.ok:
+            with self._lock:
+                self._failed.add(o.change.address)
+
+    def blocker(self, c: Change) -> str | None:
+        with self._lock:
+            return next((d for d in c.depends_on if d in self._failed), None)
+
+
+def skipped(c: Change, failed: str) -> Outcome:
+    return Outcome(c, False, f"skipped: depends on {failed}, which failed")
+
+
+def run_one(c: Change, step: Callable[[Change], Any], ledger: Ledger | None = None) -> Outcome:
+    """One change, one outcome: not started after a stop, skipped when a change it depends on failed,
+    else the step's success or its ReconcilerError."""
     if STOP.is_set():
         return Outcome(c, False, NOT_STARTED)
+    if ledger is not None:
+        failed = ledger.blocker(c)
+        if failed is not None:
+            o = skipped(c, failed)
+            ledger.record(o)
+            return o
+    o = _run(c, step)
+    if ledger is not None:
+        ledger.record(o)
+    return o
+
+
+def _run(c: Change, step: Callable[[Change], Any]) -> Outcome:
     token = current_address.set(c.address)
     t0 = time.perf_counter()
     try:
@@ -107,9 +144,10 @@ class Workers:
     change. A phase of one change (or ``size`` 1) runs in the calling thread.
     """
 
-    def __init__(self, size: int, name: str) -> None:
+    def __init__(self, size: int, name: str, ledger: Ledger | None = None) -> None:
         self.size = max(1, size)
         self.name = name
+        self.ledger = ledger
         self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> Workers:
@@ -129,7 +167,7 @@ class Workers:
         n = min(self.size, len(changes))
         if n <= 1:
             for c in changes:
-                on_done(run_one(c, step))
+                on_done(run_one(c, step, self.ledger))
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix=self.name)
@@ -144,7 +182,7 @@ class Workers:
                 if c is None:
                     return
                 try:
-                    on_done(run_one(c, step))
+                    on_done(run_one(c, step, self.ledger))
                 except BaseException:
                     broken.set()
                     raise
@@ -156,7 +194,7 @@ class Workers:
 
 
 def run_changes(changes: list[Change], step: Callable[[Change], Any], *, workers: int, name: str,
-                on_done: Callable[[Outcome], None]) -> None:
+                on_done: Callable[[Outcome], None], ledger: Ledger | None = None) -> None:
     """Run ``step`` on every change, at most ``workers`` at once; ``on_done`` sees each outcome as it ends."""
-    with Workers(workers, name) as w:
+    with Workers(workers, name, ledger) as w:
         w.run(changes, step, on_done)

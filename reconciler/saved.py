@@ -31,21 +31,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from reconciler import __version__
 from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.contract import Check
 from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.files import PLAN_FILE_BYTES, FileRefused, read_limited
-from reconciler.plan.model import Change, Plan
+from reconciler.plan.document import KIND, MAJOR, SavedPlanDocument
+from reconciler.plan.model import Plan, first_error
 from reconciler.providers.registry import SYSTEMS
-from reconciler.render.json import FORMAT_VERSION, plan_document
+from reconciler.render.json import plan_document
 from reconciler.secrets import redact
 from reconciler.session import Session
-
-# The kind marker that tells a saved plan from a YAML config given to `apply`.
-KIND = "reconciler-plan"
-_MAJOR = FORMAT_VERSION.split(".", 1)[0]
 
 
 @dataclass
@@ -115,8 +114,11 @@ def is_saved_plan(path: Path) -> bool:
 
 
 def load_saved_plan(path: Path) -> SavedPlan:
+    """Read a saved plan through the plan models: every change checked as a plan made here is (its
+    invariants, its payload's type, what it depends on), or the whole file refused in one line."""
     try:
-        doc = json.loads(read_limited(path, PLAN_FILE_BYTES).decode("utf-8"))
+        text = read_limited(path, PLAN_FILE_BYTES).decode("utf-8")
+        doc = json.loads(text)
     except FileRefused as exc:
         raise PlanError(f"{path}: not a readable saved plan: the file {exc}") from None
     except (OSError, ValueError) as exc:
@@ -125,28 +127,23 @@ def load_saved_plan(path: Path) -> SavedPlan:
         raise PlanError(f"{path}: not a saved plan (no 'changes' list); write one with "
                         "'reconciler plan CONFIG --out FILE'")
     version = str(doc.get("format_version", ""))
-    if version.split(".", 1)[0] != _MAJOR:
+    major = version.split(".", 1)[0]
+    if major.isdigit() and int(major) < int(MAJOR):
+        raise PlanError(f"{path}: plan format {version} was made by an older reconciler; run plan again")
+    if major != MAJOR:
         raise PlanError(f"{path}: plan format {version or '(none)'} is not readable by this reconciler "
-                        f"(reads {_MAJOR}.x); run plan again with this version")
+                        f"(reads {MAJOR}.x); run plan again with this version")
     try:
-        changes = [Change.from_dict(c) for c in doc["changes"]]
-    except (KeyError, TypeError, ValueError, AssertionError) as exc:
-        raise PlanError(f"{path}: a change in the saved plan is malformed ({type(exc).__name__}: {exc}); "
-                        "run plan again") from None
-    plan = Plan(changes=changes, notes=list(doc.get("notes", [])), config_digest=str(doc.get("config_digest", "")),
-                commit=doc.get("commit"), protected=list(doc.get("protected", [])))
-    raw = doc.get("live")
-    live: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    raw_request = doc.get("request")
-    request: dict[str, Any] = raw_request if isinstance(raw_request, dict) else {}
-    targets = request.get("targets") or []
-    allowed = request.get("allow_removals")
-    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets) \
-            or not (allowed is None or (isinstance(allowed, int) and not isinstance(allowed, bool) and allowed >= 0)):
-        raise PlanError(f"{path}: the saved plan's request (targets, allow_removals) is malformed; run plan again")
-    cp = doc.get("config_path")
-    return SavedPlan(plan, path, str(cp) if cp is not None else None, doc.get("created_at"), live,
-                     list(targets), allowed, doc)
+        saved = SavedPlanDocument.model_validate_json(text)
+        plan = Plan(changes=saved.changes, notes=saved.notes, config_digest=saved.config_digest,
+                    commit=saved.commit, protected=saved.protected)
+    except ValueError as exc:
+        why = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise PlanError(f"{path}: the saved plan is malformed ({why}); run plan again") from None
+    request = saved.request
+    live = {name: size.model_dump() for name, size in saved.live.items()}
+    return SavedPlan(plan, path, saved.config_path, saved.created_at, live,
+                     list(request.targets) if request else [], request.allow_removals if request else None, doc)
 
 
 def load_config_for(saved: SavedPlan, override: Path | None) -> Config:

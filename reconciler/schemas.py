@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config.models import ConfigFile
+from reconciler.plan.document import plan_schema
 from reconciler.secrets import SECRET_PATTERN
 
 BASE_ID = "https://reconciler.dev/schemas/"
@@ -41,8 +42,9 @@ def config_schema() -> dict[str, Any]:
     }
 
 
-# File name -> generator. Other published schemas (the JSON plan ...) register here.
-SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"config.schema.json": config_schema}
+# File name -> generator.
+SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"config.schema.json": config_schema,
+                                                    "plan.schema.json": plan_schema}
 
 
 def _document_secrets(node: Any) -> Any:

@@ -20,7 +20,8 @@ from reconciler.config.hosts import check_allowed_hosts
 from reconciler.config.models import Config
 from reconciler.contract import CheckResult
 from reconciler.errors import PlanError, ServerError
-from reconciler.plan.model import Change, Plan
+from reconciler.execute import Ledger
+from reconciler.plan.model import Change, Plan, with_dependencies
 from reconciler.providers._http import Recorder, last_read
 from reconciler.providers.registry import SYSTEMS, system_for
 from reconciler.providers.retry import start_run
@@ -49,6 +50,9 @@ class Session:
         # What the current plan() was asked for, for systems that apply the same guards.
         self.allow_removals: int | None = None
         self.targets: list[str] | None = None
+        # What has failed in the current apply (apply_plan makes a new one): changes that depend on a
+        # failed change are skipped by the executor, whichever system they belong to.
+        self.ledger = Ledger()
         self.base_dir = config.root if Path(config.root).is_dir() else str(Path(config.root).parent)
 
     def close(self) -> None:
@@ -82,7 +86,7 @@ class Session:
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
-                mine = system.select(mine, wanted, self.config) if wanted else []
+                mine = with_dependencies(system.select(mine, wanted, self.config), mine) if wanted else []
             changes += mine
             notes += part.notes
             protected += part.protected

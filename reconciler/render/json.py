@@ -1,14 +1,12 @@
-"""The machine rendering: the plan as data, described by schemas/plan.schema.json."""
+"""The machine rendering: the plan as data, described by schemas/plan.schema.json (reconciler.plan.document)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from reconciler.plan.document import FORMAT_VERSION
 from reconciler.plan.model import SUMMARY_ORDER, Plan
-
-# Additive changes bump the minor version; anything a consumer could trip on bumps the major.
-FORMAT_VERSION = "1.0"
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -31,3 +29,6 @@ class PlanJson:
 
     def render(self, plan: Plan) -> str:
         return json.dumps(plan_document(plan), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+__all__ = ["FORMAT_VERSION", "PlanJson", "plan_document"]

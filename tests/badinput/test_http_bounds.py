@@ -204,8 +204,8 @@ try:
     c.http.get_json("Users")
 except ServerError as exc:
     print(exc)
-# VmHWM, the peak of this process's own memory (ru_maxrss would carry the forking pytest's over exec)
-print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) // 1024)
+# VmHWM: this program's own peak (ru_maxrss would count the pages of the process that forked it)
+print(next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) // 1024)
 """)
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.splitlines()

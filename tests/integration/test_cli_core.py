@@ -73,7 +73,7 @@ def test_plan_json(cfg: Path) -> None:
     result = run("plan", str(cfg), "--format", "json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert doc["format_version"].startswith("1.")
+    assert doc["format_version"].startswith("2.")  # 2.0: typed payloads and depends_on
     assert doc["summary"] == {"create": 3, "update": 0, "replace": 0, "deactivate": 0, "delete": 0}
     assert [c["address"] for c in doc["changes"]] == ['scim.platform.group["appsec"]',
                                                       'scim.platform.user["alice@acme.io"]',

@@ -33,8 +33,7 @@ def _plan(example: str) -> Plan:
                   "acme-dc": transport(new_state("datacenter"))}
     with Session(config, transports=transports) as s:
         plan = s.plan()
-    plan.commit = None
-    return plan
+    return plan.model_copy(update={"commit": None})
 
 
 def _stable(text: str) -> str:

@@ -96,8 +96,9 @@ def test_a_removed_integration_loses_its_property_webhook_and_role_grants(jira: 
     # what was not reconciler's is untouched; the other integrations keep theirs
     assert developers(jira) == {jira.ident("carol"), jira.ident("dave")}
     assert sec.groups[jira.state.role_id("Developers")] == {"jira-developers"}
+    # the removed integration's record of its test issue goes with its record; the declared one keeps its own
     assert sorted(sec.properties) == ["other.app.settings", "reconciler.integration.legacy",
-                                      "reconciler.integration.mobile"]
+                                      "reconciler.integration.mobile", "reconciler.test-issue.mobile"]
     assert [w["name"] for w in jira.state.webhooks.values()] == ["ci hook"]
     assert len(jira.state.issues) == 3  # activation test issues are issues: left
     assert "reconciler.integration.ops" in jira.state.project("OPS").properties

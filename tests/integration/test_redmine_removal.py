@@ -52,7 +52,7 @@ def test_a_removed_integration_loses_its_record_grants_and_tracker(redmine: Redm
     gone = first.changes[0]
     assert gone.before is not None and gone.before["grants"] == {"appsec": ["Developer"], "leads": ["Manager"]}
     assert any("tracker Bug" in n for n in gone.notes) and any("activation test issue" in n for n in gone.notes)
-    assert first.changes[1].refs["removed_integrations"] == "sec-findings"
+    assert gone.depends_on == (first.changes[1].address,)  # the record goes once the revoke succeeded
     assert plan(cfg).changes == []
     with redmine.api() as c:
         # leads keeps Manager: sec-intake, still declared, grants it
@@ -140,7 +140,9 @@ def test_additive_a_team_moved_to_another_role_leaves_the_old_one(redmine: Redmi
     cfg = write(tmp_path, redmine.url, integrations=[{**additive, "team_roles": {"appsec": "Manager",
                                                                                  "leads": "Manager"}}])
     first = converge(cfg)
-    assert first.changes and any(ch.refs.get("revoked_for") == "sec-findings" for ch in first.changes)
+    revokes = {ch.address for ch in first.changes if ch.kind == "membership"}
+    assert any(ch.address == 'redmine.tracker.integration["sec-findings"]' and set(ch.depends_on) & revokes
+               for ch in first.changes)  # its record is rewritten once the revoke succeeded
     assert plan(cfg).changes == []
     with redmine.api() as c:
         assert memberships(c) == {"appsec": ["Manager", "Reporter"], "leads": ["Manager"]}

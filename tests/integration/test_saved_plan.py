@@ -190,10 +190,14 @@ def test_what_is_not_a_saved_plan(scim: ScimServer, applied: Path) -> None:
     Path("notes.json").write_text('{"hello": 1}')
     res = run("show", "notes.json")
     assert res.exit_code == 1 and "notes.json: not a saved plan (no 'changes' list)" in res.stderr
-    Path("future.json").write_text('{"format_version": "2.0", "changes": []}')
+    Path("future.json").write_text('{"format_version": "3.0", "changes": []}')
     res = run("apply", "future.json")
     assert res.exit_code == 1
-    assert "future.json: plan format 2.0 is not readable by this reconciler (reads 1.x)" in res.stderr
+    assert "future.json: plan format 3.0 is not readable by this reconciler (reads 2.x)" in res.stderr
+    Path("older.json").write_text('{"format_version": "1.0", "changes": []}')
+    res = run("apply", "older.json")
+    assert res.exit_code == 1
+    assert "older.json: plan format 1.0 was made by an older reconciler; run plan again" in res.stderr
     res = run("apply", "config", "--config", "config")
     assert res.exit_code == 1 and "--config is for applying a saved plan" in res.stderr
     assert run("plan", "config", "--out", "plan.json").exit_code == 0

@@ -107,7 +107,7 @@ def test_an_edited_desired_state_is_refused(scim: ScimServer, planned: Path) -> 
 
 def test_edited_refs_cannot_put_someone_in_a_team(scim: ScimServer, write_config: Callable[..., Path],
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ids a change carries (refs: which live user a team member is) come from the plan made at
+    """The ids a change carries (its payload: which live user a team member is) come from the plan made at
     apply time, not from the file: a file that maps the new member to another account changes nothing
     but what was reviewed."""
     monkeypatch.chdir(tmp_path)
@@ -116,7 +116,7 @@ def test_edited_refs_cannot_put_someone_in_a_team(scim: ScimServer, write_config
     (cfg / "teams.yaml").write_text(dump_yaml({"teams": [{"name": "leads", "members": PEOPLE[:3]}]}))
     assert run("plan", "config", "--out", "plan.json").exit_code == 0
     users, _ = server(scim)
-    edit(Path("plan.json"), lambda doc: doc["changes"][0]["refs"].update({PEOPLE[2]: users[PEOPLE[9]]["id"]}))
+    edit(Path("plan.json"), lambda doc: doc["changes"][0]["payload"]["ids"].update({PEOPLE[2]: users[PEOPLE[9]]["id"]}))
     res = run("apply", "plan.json")
     assert res.exit_code == 0, res.output
     _, groups = server(scim)

@@ -14,7 +14,7 @@ from reconciler.providers.registry import SYSTEMS, system_for
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "reconciler"
 # Modules still over the size every module is held to; each is to be split, and the list only shrinks.
-STILL_TOO_LARGE = {"reconciler/providers/jira.py", "reconciler/providers/redmine.py", "reconciler/sandbox/jira.py"}
+STILL_TOO_LARGE: set[str] = set()
 MAX_LINES = 500
 
 

@@ -6,9 +6,8 @@ import threading
 
 import pytest
 
-import reconciler.config  # noqa: F401  (first: reconciler.execute alone meets the loader's import of redmine)
 from reconciler.errors import ReconcilerError
-from reconciler.execute import Outcome, Workers, run_changes
+from reconciler.execute import Ledger, Outcome, Workers, run_changes
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 
@@ -108,3 +107,36 @@ def test_a_bug_stops_the_changes_not_started_and_is_raised() -> None:
             w.run(_changes(200), step, lambda o: None)
     assert "u0@acme.io" in started
     assert len(started) < 200
+
+
+def test_a_change_whose_dependency_failed_is_skipped_and_says_which() -> None:
+    """The executor, not each applier, skips what depends on a failure; independent changes still run,
+    and a change that depends on one that was skipped is skipped in turn."""
+    a, b, c, d = (Change("p", "user", k, Action.CREATE, f'scim.p.user["{k}"]', after={}, depends_on=deps)
+                  for k, deps in (("a", ()), ("b", ('scim.p.user["a"]',)), ("c", ('scim.p.user["b"]',)),
+                                  ("d", ())))
+    ran: list[str] = []
+
+    def step(x: Change) -> None:
+        ran.append(x.key)
+        if x.key == "a":
+            raise ReconcilerError("refused")
+
+    ledger = Ledger()
+    outcomes: list[Outcome] = []
+    for phase in ([a, d], [b], [c]):
+        run_changes(phase, step, workers=2, name="t", on_done=outcomes.append, ledger=ledger)
+    by = {o.change.key: o for o in outcomes}
+    assert sorted(ran) == ["a", "d"]
+    assert by["b"].error == 'skipped: depends on scim.p.user["a"], which failed'
+    assert by["c"].error == 'skipped: depends on scim.p.user["b"], which failed'
+    assert by["d"].ok and not by["a"].ok
+
+
+def test_a_change_cannot_depend_on_itself_nor_a_plan_on_what_it_lacks() -> None:
+    from reconciler.plan.model import Plan
+    with pytest.raises(ValueError, match="cannot depend on itself"):
+        Change("p", "user", "a", Action.CREATE, "x", after={}, depends_on=["x"])
+    lonely = Change("p", "user", "a", Action.CREATE, "x", after={}, depends_on=["y"])
+    with pytest.raises(ValueError, match="x: depends on y, which is not in the plan"):
+        Plan(changes=[lonely])

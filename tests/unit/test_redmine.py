@@ -14,7 +14,7 @@ import respx
 from reconciler.config.loader import load_config
 from reconciler.config.models import Config
 from reconciler.errors import AuthError, ConfigError, ConflictError, PlanError, ServerError
-from reconciler.plan.model import Action
+from reconciler.plan.model import Action, RedmineGroup
 from reconciler.providers._http import Http, build_client
 from reconciler.providers.redmine import (
     LiveState,
@@ -169,7 +169,7 @@ def test_authoritative_members_remove_strays_and_additive_keep_them(tmp_path: Pa
     p = plan_connection(cfg, redmine_connections(cfg)[0], live())
     assert [(c.address, c.action) for c in p.changes] == [('redmine.t.group["appsec"]', Action.UPDATE)]
     assert [(d.before, d.after) for d in p.changes[0].diff] == [(["alice", "zed"], ["alice", "bob"])]
-    assert p.changes[0].refs == {"alice": "2", "bob": "3", "zed": "4"}
+    assert p.changes[0].payload == RedmineGroup(users={"alice": "2", "bob": "3", "zed": "4"})
     assert p.notes == ['redmine.t.group["appsec"]: 1 member(s) have no \'t\' login in user_maps and are left out '
                        'of the group: dan@acme.io']
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from reconciler.errors import ProviderError, ReconcilerError
-from reconciler.execute import ApplyResult, Outcome, Workers
-from reconciler.plan.model import Action, Change
+from reconciler.execute import ApplyResult, Ledger, Outcome, Workers
+from reconciler.plan.model import Action, Change, ScimIds, levels
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import Adopted, BulkResult
@@ -28,11 +28,17 @@ Observer = Callable[[Outcome], None]
 BULK_MIN_CREATES = 2
 
 
+def known_ids(c: Change) -> dict[str, str]:
+    """The live ids (member key -> id) the plan knew and this change needs."""
+    return c.payload.ids if isinstance(c.payload, ScimIds) else {}
+
+
 class ScimApplier:
     """Applies one provider's changes."""
 
-    def __init__(self, client: ScimClient, observer: Observer | None = None) -> None:
+    def __init__(self, client: ScimClient, observer: Observer | None = None, ledger: Ledger | None = None) -> None:
         self.client = client
+        self.ledger = ledger
         self.p = client.provider
         self.ids: dict[str, str] = {}  # member email -> live id, learnt from plan refs and creates
         self.failed: set[str] = set()  # emails / group names whose change failed
@@ -41,7 +47,7 @@ class ScimApplier:
         self._lock = threading.Lock()
         self._slots: dict[str, int] = {}  # address -> index in result.outcomes
         self.left_out: dict[str, list[str]] = {}  # member email -> teams it was not added to (its create failed)
-        self._workers = Workers(self.p.concurrency, f"apply-{self.p.name}")
+        self._workers = Workers(self.p.concurrency, f"apply-{self.p.name}", ledger)
 
     def run(self, changes: list[Change]) -> ApplyResult:
         with self._workers:
@@ -49,7 +55,7 @@ class ScimApplier:
 
     def _run(self, changes: list[Change]) -> ApplyResult:
         for c in changes:
-            self.ids.update(c.refs)
+            self.ids.update(known_ids(c))
             if c.kind == "user" and c.id:
                 self.ids[c.key] = c.id
         groups = [c for c in changes if c.kind == "group"]
@@ -174,6 +180,8 @@ class ScimApplier:
                 self.result.outcomes.append(o)
             else:
                 self.result.outcomes[slot] = o
+        if self.ledger is not None:
+            self.ledger.record(o)
         if self.observer:
             self.observer(o)
 
@@ -194,12 +202,8 @@ class ScimApplier:
         with self._lock:
             if c.kind == "group" and c.key in self.failed:
                 return scim.address(self.p.name, "group", c.key)
-            mgr = (c.after or {}).get("enterprise:manager") if c.kind == "user" else None
-            # a report needs their manager's id, not the manager's own change: only a manager whose
-            # create failed (no id) holds them back; one whose update failed exists all the same
-            if mgr and mgr in self.failed and self.ids.get(mgr) is None:
-                return scim.address(self.p.name, "user", mgr)
-        return None
+        # a report whose manager's create failed (depends_on): the ledger knows, for every system
+        return self.ledger.blocker(c) if self.ledger is not None else None
 
     def _id(self, email: str) -> str | None:
         if email.startswith("id:"):
@@ -370,7 +374,7 @@ class ScimApplier:
                 body.update({"externalId": c.after["externalId"], "members": [{"value": i} for i in members]})
                 self.client.put("Groups", gid, body, None)
             return
-        add = [i for i in (self._id(e) for e in wanted if e not in c.refs) if i]
+        add = [i for i in (self._id(e) for e in wanted if e not in known_ids(c)) if i]
         if add:
             self.client.patch_members(gid, add, [], [])
 
@@ -423,24 +427,8 @@ def _oldest(groups: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def manager_levels(changes: list[Change]) -> list[list[Change]]:
     """Split member writes into waves so that a manager created in this run is written before the
-    members who report to them (a chain of managers gives several waves)."""
-    creating = {c.key: c for c in changes if c.action is Action.CREATE}
-    depth: dict[str, int] = {}
-
-    def level(c: Change, seen: frozenset[str] = frozenset()) -> int:
-        if c.key in depth:
-            return depth[c.key]
-        mgr = (c.after or {}).get("enterprise:manager")
-        d = 0
-        if mgr in creating and mgr not in seen and mgr != c.key:
-            d = level(creating[mgr], seen | {c.key}) + 1
-        depth[c.key] = d
-        return d
-
-    waves: dict[int, list[Change]] = {}
-    for c in changes:
-        waves.setdefault(level(c), []).append(c)
-    return [waves[k] for k in sorted(waves)]
+    members who report to them (their ``depends_on``; a chain of managers gives several waves)."""
+    return levels(changes)
 
 
 def _etag(c: Change) -> str | None:

@@ -14,7 +14,7 @@ from reconciler.config.models import Config, Member, ScimProvider
 from reconciler.errors import (
     PlanError,
 )
-from reconciler.plan.model import Action, AttributeChange, Change
+from reconciler.plan.model import NO_PAYLOAD, Action, AttributeChange, Change, NoPayload, ScimIds
 from reconciler.plan.safety import inactive
 from reconciler.providers.scim.attributes import (
     address,
@@ -88,7 +88,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                 holdable.discard(m.key)
                 continue
             changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
-                                  refs=_refs_user(want, ids)))
+                                  payload=_refs_user(want, ids)))
             continue
         have = live_user(res, usernames, want)
         diff = attribute_diff(want, have)
@@ -103,7 +103,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
                               after=want, diff=diff, id=str(res["id"]),
                               precondition=precondition(res, caps),
-                              refs=_refs_user(want, ids)))
+                              payload=_refs_user(want, ids)))
 
     managed = sum(1 for u in live.users if str(u.get("externalId") or "").startswith(prefix)) if prefix else 0
     for u in live.users:
@@ -176,7 +176,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                          "(declared inactive and absent, or restricted to other providers)")
         if res is None:
             changes.append(Change(p.name, "group", t.name, Action.CREATE, addr, after=want,
-                                  refs={e: ids[e] for e in want["members"] if e in ids}))
+                                  payload=scim_ids({e: ids[e] for e in want["members"] if e in ids})))
             continue
         matched_groups.add(str(res.get("id")))
         have = live_group(res, usernames, p)
@@ -190,7 +190,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                 notes_here.append(f"renamed from {have['displayName']} (previously), keeping id {res['id']}")
             changes.append(Change(p.name, "group", t.name, Action.UPDATE, addr,
                                   before={k: have.get(k) for k in want}, after=want, diff=diff,
-                                  id=str(res["id"]), precondition=precondition(res, caps), refs=refs,
+                                  id=str(res["id"]), precondition=precondition(res, caps), payload=scim_ids(refs),
                                   notes=notes_here))
     managed += sum(1 for g in live.groups if prefix and str(g.get("externalId") or "").startswith(prefix))
     for g in live.groups:
@@ -210,7 +210,20 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     if p.authoritative:
         managed = len(live.users) + len(live.groups)
     _one_change_per_address(changes, live)
-    return ProviderPlan(changes, notes, protected, managed)
+    return ProviderPlan(_after_managers(p.name, changes), notes, protected, managed)
+
+
+def _after_managers(provider: str, changes: list[Change]) -> list[Change]:
+    """A member whose manager this plan creates depends on that create: the report needs the manager's
+    id (one whose update fails exists all the same, so only a create is a dependency)."""
+    created = {c.key for c in changes if c.kind == "user" and c.action is Action.CREATE}
+    out = []
+    for c in changes:
+        mgr = (c.after or {}).get("enterprise:manager") if c.kind == "user" else None
+        if isinstance(mgr, str) and mgr in created and mgr != c.key:
+            c = c.model_copy(update={"depends_on": (address(provider, "user", mgr),)})
+        out.append(c)
+    return out
 
 
 def _one_change_per_address(changes: list[Change], live: LiveState) -> None:
@@ -247,12 +260,16 @@ def _twice(names: list[str]) -> list[str]:
     return out
 
 
-def _refs_user(want: dict[str, Any], ids: dict[str, str]) -> dict[str, str]:
+def scim_ids(ids: dict[str, str]) -> ScimIds | NoPayload:
+    return ScimIds(ids=ids) if ids else NO_PAYLOAD
+
+
+def _refs_user(want: dict[str, Any], ids: dict[str, str]) -> ScimIds | NoPayload:
     """The live id of the member's manager where the manager exists already (a new member under an
     existing, unchanged manager needs it: no other change of the plan carries it)."""
     mgr = want.get("enterprise:manager")
     if mgr and mgr in ids:
-        return {mgr: ids[mgr]}
-    return {}
+        return ScimIds(ids={mgr: ids[mgr]})
+    return NO_PAYLOAD
 
 

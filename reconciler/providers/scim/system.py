@@ -72,7 +72,7 @@ class ScimSystem:
             client = client_for(session, p.name)
             if not client.caps.discovered:
                 client.discover()
-            outcomes += ScimApplier(client, observer).run(mine).outcomes
+            outcomes += ScimApplier(client, observer, session.ledger).run(mine).outcomes
         return outcomes
 
     def check(self, session: Session) -> list[CheckResult]:
@@ -250,7 +250,7 @@ def _membership_only(c: Change, email: str) -> Change | None:
         if email not in after_members:
             return None
         after = dict(c.after or {}, members=[email])
-        return Change(c.provider, c.kind, c.key, c.action, c.address, after=after, refs=c.refs, notes=c.notes)
+        return Change(c.provider, c.kind, c.key, c.action, c.address, after=after, payload=c.payload, notes=c.notes)
     if (email in after_members) == (email in before_members):
         return None
     new_members = sorted(set(before_members) ^ {email})
@@ -258,4 +258,4 @@ def _membership_only(c: Change, email: str) -> Change | None:
     after = dict(before, members=new_members)
     return Change(c.provider, c.kind, c.key, c.action, c.address, before=before, after=after,
                   diff=[AttributeChange("members", before_members, new_members)], id=c.id,
-                  precondition=c.precondition, refs=c.refs)
+                  precondition=c.precondition, payload=c.payload)
