@@ -101,7 +101,8 @@ class ProviderError(ReconcilerError):
         where = f"{self.method} {self.url}".strip()
         status = f" -> HTTP {self.status}" if self.status else ""
         detail = f": {self.detail}" if self.detail else ""
-        return f"{self.message}{' (' + where + status + ')' if where else ''}{detail}"
+        text = f"{self.message}{' (' + where + status + ')' if where else ''}{detail}"
+        return " ".join(text.split())  # one line, whatever a server put in it
 
 
 class ConnectError(ProviderError):

@@ -7,9 +7,10 @@ live state into changes is pure (``providers.scim.plan.plan_provider`` for SCIM)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ import httpx
 from reconciler.config.hosts import check_allowed_hosts
 from reconciler.config.models import Config
 from reconciler.contract import CheckResult
-from reconciler.errors import PlanError
+from reconciler.errors import PlanError, ServerError
 from reconciler.execute import Ledger
 from reconciler.plan.model import Change, Plan, with_dependencies
-from reconciler.providers._http import Recorder
+from reconciler.providers._http import Recorder, last_read
 from reconciler.providers.registry import SYSTEMS, system_for
 from reconciler.providers.retry import start_run
+from reconciler.secrets import redact
 
 
 class Session:
@@ -79,7 +81,8 @@ class Session:
         notes: list[str] = []
         protected: list[str] = []
         for system in SYSTEMS:
-            part = system.plan(self)
+            with malformed_answers(system.prefix):
+                part = system.plan(self)
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
@@ -104,7 +107,31 @@ class Session:
 
     def check(self) -> list[CheckResult]:
         self._require_systems()
-        return [r for system in SYSTEMS for r in system.check(self)]
+        out: list[CheckResult] = []
+        for system in SYSTEMS:
+            with malformed_answers(system.prefix):
+                out += system.check(self)
+        return out
+
+
+# What reading a malformed answer raises where the reader did not foresee that part of it being wrong.
+MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError)
+
+
+@contextlib.contextmanager
+def malformed_answers(prefix: str) -> Iterator[None]:
+    """A live system's answer that its reader could not make sense of (a field missing, of the wrong type) is
+    one line naming the system, the field or the fault, and the URL last read; never an internal error."""
+    token = last_read.set("")
+    try:
+        yield
+    except MALFORMED as exc:
+        what = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) and exc.args else \
+            redact(" ".join(str(exc).split()))[:160] or type(exc).__name__
+        raise ServerError(f"{prefix.rstrip('.')}: a server's answer is malformed ({type(exc).__name__}: {what})",
+                          "GET" if last_read.get() else "", last_read.get()) from None
+    finally:
+        last_read.reset(token)
 
 
 def git_commit(path: str) -> str | None:

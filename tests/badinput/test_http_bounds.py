@@ -18,7 +18,7 @@ import pytest
 
 from reconciler.config.models import ScimProvider
 from reconciler.errors import ConnectError, ProviderError, ServerError
-from reconciler.providers import retry
+from reconciler.providers import _http, retry
 from reconciler.providers.retry import RetryBudget
 from reconciler.providers.scim import connect
 
@@ -199,6 +199,7 @@ from reconciler.providers.scim import connect
 p = ScimProvider.model_validate({{"name": "p", "type": "scim", "base_url": "{url}", "timeout": 30,
                                  "auth": {{"type": "bearer", "token": "${{env:IMPOSTER_TOKEN}}"}}}})
 c = connect(p, attempts=1)
+c.http.max_body = 8 * 1024 * 1024  # well under the body: what it keeps is the limit, never the body
 try:
     c.http.get_json("Users")
 except ServerError as exc:
@@ -208,6 +209,7 @@ print(next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(
 """)
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout.splitlines()
-    assert out[0].startswith("the answer is more than 67,108,864 bytes, the limit (it declared 209,715,200 bytes)")
+    assert out[0].startswith("the answer is more than 8,388,608 bytes, the limit (it declared 209,715,200 bytes)")
     assert f"{url}/Users" in out[0]
-    assert int(out[1]) < 200, f"peak RSS {out[1]} MB"
+    assert int(out[1]) < 160, f"peak RSS {out[1]} MB"  # the body whole would be 200 MB and more
+    assert _http.MAX_BODY_BYTES == 64 * 1024 * 1024  # the default limit (docs/security.md)

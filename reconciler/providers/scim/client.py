@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import ValidationError
 from scim2_models import ServiceProviderConfig
 
 from reconciler.config.models import ScimProvider
@@ -119,9 +120,12 @@ class ScimClient:
             return self.caps
         try:
             spc = ServiceProviderConfig.model_validate(body)
-        except Exception as exc:  # a malformed document: use what we can, say so
+        except Exception as exc:  # a malformed document: say which field
+            first = exc.errors()[0] if isinstance(exc, ValidationError) and exc.errors() else None
+            detail = (f"{'.'.join(str(x) for x in first['loc']) or 'the document'}: {first['msg']}" if first
+                      else str(exc))
             raise ServerError("ServiceProviderConfig is not a valid SCIM document", "GET",
-                              self.http._full("ServiceProviderConfig"), 200, detail=str(exc)[:200]) from None
+                              self.http._full("ServiceProviderConfig"), 200, detail=detail[:200]) from None
         bulk = spc.bulk
         self.caps = Capabilities(
             patch=bool(spc.patch and spc.patch.supported),
