@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from reconciler.contract import CheckResult
 from reconciler.errors import PlanError
 from reconciler.plan.model import Change, Plan
 from reconciler.providers._http import Recorder
+from reconciler.providers.paging import in_parallel
 from reconciler.providers.registry import SYSTEMS, system_for
 
 
@@ -40,6 +43,7 @@ class Session:
         self.attempts = attempts
         # Clients the systems open (``scim.platform``, ``jira.acme`` ...; see connection()), closed with the session.
         self.clients: dict[str, Any] = {}
+        self._lock = threading.RLock()  # the systems plan at once, each opening its own clients
         # What the systems read at plan time, by provider or connection name (a saved plan records it).
         self.live: dict[str, Any] = {}
         # What the current plan() was asked for, for systems that apply the same guards.
@@ -72,8 +76,10 @@ class Session:
         changes: list[Change] = []
         notes: list[str] = []
         protected: list[str] = []
-        for system in SYSTEMS:
-            part = system.plan(self)
+        # every system reads at once (a SCIM provider and each tracker are different hosts); the parts are
+        # joined in SYSTEMS order, so the plan is the one a sequential read makes
+        parts = in_parallel([partial(system.plan, self) for system in SYSTEMS], "plan")
+        for system, part in zip(SYSTEMS, parts, strict=True):
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
@@ -87,9 +93,10 @@ class Session:
     def connection(self, key: str, make: Callable[[], Any]) -> Any:
         """The client a system keeps under ``key`` (``scim.platform``, ``jira.acme``), made on first use
         and closed with the session."""
-        if key not in self.clients:
-            self.clients[key] = make()
-        return self.clients[key]
+        with self._lock:
+            if key not in self.clients:
+                self.clients[key] = make()
+            return self.clients[key]
 
     def _require_systems(self) -> None:
         if not self.config.providers and not self.config.connections:
