@@ -12,8 +12,10 @@ time): the first page's total and size say which offsets exist. The pages are jo
 the items come in the order a sequential read gives. A read is consistent when every page gave the first
 page's total and the join holds exactly that many distinct items; otherwise objects moved between pages
 while they were read (created or deleted: an item seen twice, one missed) and the list is read again, up
-to READ_ATTEMPTS times; the last read says ``changed`` when it never held still. A server whose pages
-come back shorter than its first before the end (a page size of its own) is read sequentially instead.
+to READ_ATTEMPTS times; the last read says ``changed`` when it never held still. A list whose pages stop
+bringing anything new before its total ends there (a server that overstates its total, or answers a start
+past the end with the first page again); one whose pages come back shorter than its first and then go on
+(a page size of its own) is read again sequentially.
 """
 
 from __future__ import annotations
@@ -115,17 +117,23 @@ def _one_read(fetch: Callable[[int], Page], *, page_size: int, url: str, workers
         rest = list(pool.map(fetch, offsets))
     seen: set[Hashable] = set()
     out = _fresh(first.items, seen, key)
+    ended: int | None = None  # the page after which the server gave nothing new (it overstated its total)
     irregular = False
     for k, p in enumerate(rest):
         fresh = _fresh(p.items, seen, key)
         out.extend(fresh)
-        expected = min(size, total - offsets[k])
-        # a page shorter than the offsets promise, or one holding nothing new, with the total unchanged: the
-        # server pages its own way (a smaller page size later on, the first page again for any offset)
-        irregular = irregular or (p.total == total and (len(p.items) < expected or not fresh))
+        if ended is not None:
+            irregular = irregular or bool(fresh)
+        elif p.total == total and (len(p.items) < min(size, total - offsets[k]) or not fresh):
+            # shorter than the offsets promise, or nothing new, the total unchanged: the list ends here (a
+            # start past the end answered with the first page again, or nothing) unless a later page
+            # brings something new, and then the server pages its own way (a smaller page size later on)
+            ended = k
     if irregular:
         items, n = read_pages(fetch, page_size=page_size, url=url, key=key, first=first)
         return Listing(items, len(rest) + n)
+    if ended is not None:
+        return Listing(out, 1 + len(rest))
     pages = 1 + len(rest)
     changed = any(p.total != total for p in rest) or len(out) != total
     latest = max([total, *(p.total for p in rest if p.total is not None)])

@@ -40,8 +40,18 @@ PREFIX = "scim."
 def plan_one(session: Session, p: ScimProvider) -> ProviderPlan:
     """Read one provider (discovery, paged lists, /Schemas where a team schema needs it) and plan it."""
     client = client_for(session, p.name)
-    caps = client.discover()
-    live = client.read()
+    if p.page_size:  # the lists need nothing from discovery: all three at once
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as pool:
+            discovered = pool.submit(client.discover)
+            try:
+                live = client.read()
+            except Exception:
+                discovered.result()  # discovery's failure is the one named, as when it went first
+                raise
+            caps = discovered.result()
+    else:
+        caps = client.discover()
+        live = client.read()
     session.live[p.name] = {"users": len(live.users), "groups": len(live.groups), "page_size": client.page_size()}
     schemas = client.schemas() if p.team_schema is not None else None
     planned = plan_provider(session.config, p, live, caps, schemas)
