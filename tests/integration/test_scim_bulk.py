@@ -178,3 +178,19 @@ def test_updates_deactivations_and_removals_go_through_bulk(scim: ScimServer,
     assert sorted(g["displayName"] for g in _groups(scim)) == ["team-0"]
     with Session(config) as s:
         assert s.plan(allow_removals=10).changes == []
+
+
+def test_a_lost_answer_to_a_bulk_of_updates_sends_each_alone(scim: ScimServer,
+                                                            write_config: Callable[..., Path]) -> None:
+    members = [{"email": f"m{i}@acme.io", "given_name": "Old"} for i in range(5)]
+    with Session(load_config(write_config(scim.base_url, members=members))) as s:
+        assert apply_plan(s, s.plan()).failures == {}
+    renamed = [{**m, "given_name": "New"} for m in members]
+    with fault_proxy(scim.base_url, [Fault("lose", path="/Bulk$", methods=("POST",))]) as proxy:
+        config = load_config(write_config(proxy.url, members=renamed, folder="next"))
+        with Session(config, sleep=lambda s: None) as s:
+            result = apply_plan(s, s.plan())
+        assert result.failures == {}
+        # sent once, and made by the server: each member is read (its ETag moved, to what the plan wants)
+        assert proxy.count("lose") == 1 and proxy.count(None, "PATCH", "/Users/") == 0
+    assert {u["name"]["givenName"] for u in _users(scim)} == {"New"}

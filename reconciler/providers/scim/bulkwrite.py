@@ -84,14 +84,14 @@ def run(applier: ScimApplier, changes: list[Change], prepare: Callable[[Change],
     def one_chunk(chunk: BulkChunk) -> None:
         token = current_address.set(f"scim.{client.provider.name}.bulk")
         try:
-            results = _send(applier, chunk)
+            results, lost = _send(applier, chunk)
         finally:
             current_address.reset(token)
         for bid, _ in chunk.items:
             w = by_bid[bid]
             res = results.get(bid, LOST)
             if res is LOST:
-                res = _alone(w)
+                res = _after_lost(applier, w) if lost else _alone(w)
             if isinstance(res, ReconcilerError):
                 applier._fail(w.change, str(res), t0)
             else:
@@ -114,6 +114,31 @@ def _alone(w: Write) -> ReconcilerError | None:
         current_address.reset(token)
 
 
+def _after_lost(applier: ScimApplier, w: Write) -> ReconcilerError | None:
+    """A write whose Bulk answer was lost: the server may have made it. Without an ETag it is sent again
+    alone (it is safe to repeat); with one, the object is read: the version the plan saw means it was not
+    made (sent alone), the desired state means it was; anything else changed since the plan."""
+    if w.version is None:
+        return _alone(w)
+    c = w.change
+    resource, _, rid = w.path.partition("/")
+    try:
+        live = applier.client.get(resource, c.id or rid)
+    except ReconcilerError as exc:
+        return exc
+    if live is None:
+        return None if w.method == "DELETE" else ReconcilerError(f"{c.address} was deleted since the plan was made")
+    if str((live.get("meta") or {}).get("version")) == w.version:
+        return _alone(w)
+    if w.method == "PATCH" and c.kind == "user" and c.after is not None:
+        names = {v: k for k, v in applier.ids.items()}
+        have = scim.live_user(live, names, c.after)
+        if not [d for d in scim.attribute_diff(c.after, have) if d.path != "userName"]:
+            return None  # the lost Bulk made it
+    return ReconcilerError(f"{c.address} changed on the provider since the plan was made (another apply "
+                           "running?); nothing was written to it; plan again")
+
+
 def _chunks(pairs: list[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: int) -> list[BulkChunk]:
     chunks: list[BulkChunk] = []
     cur: list[tuple[str, dict[str, Any]]] = []
@@ -132,19 +157,20 @@ def _chunks(pairs: list[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: in
     return chunks
 
 
-def _send(applier: ScimApplier, chunk: BulkChunk) -> dict[str, Any]:
-    """bulkId -> None (done), a ProviderError (that operation failed), or LOST (send it alone)."""
+def _send(applier: ScimApplier, chunk: BulkChunk) -> tuple[dict[str, Any], bool]:
+    """bulkId -> None (done) or a ProviderError (that operation failed); a bulkId left out goes alone.
+    The flag: the answer was lost (the server may have made every operation)."""
     client = applier.client
     url = client.http._full("Bulk")
     try:
         r = client.http.request("POST", "Bulk", content=chunk.payload(), headers=client._headers(None),
                                 what=f"bulk write of {len(chunk.items)} operation(s) failed", recover=lambda: LOST)
     except (AuthError, ConnectError) as exc:
-        return {bid: exc for bid, _ in chunk.items}
+        return {bid: exc for bid, _ in chunk.items}, False
     except ProviderError:
-        return {}  # refused whole (too large, not understood here): each goes alone
+        return {}, False  # refused whole (too large, not understood here): each goes alone
     if r is LOST:
-        return {}
+        return {}, True
     try:
         body = r.json() if r.content else None
     except ValueError:
@@ -167,7 +193,7 @@ def _send(applier: ScimApplier, chunk: BulkChunk) -> dict[str, Any]:
             what = f"cannot {'update' if method == 'PATCH' else 'delete'} {sent[bid]['path'].lstrip('/')}"
             out[bid] = cls(what, method, url, status, detail=detail)
         # any other answer (5xx, 429, none): the operation goes alone, with the applier's retries
-    return out
+    return out, False
 
 
 # --- each kind of change as a Bulk operation ------------------------------------------------------
