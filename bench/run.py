@@ -5,6 +5,7 @@
     python bench/run.py --n 1000           # one size
     python bench/run.py --big              # adds N = 50,000
     python bench/run.py --write            # also rewrite the table in bench/RESULTS.md
+    python bench/run.py --rtt-ms 100       # through a 100 ms round trip instead (bench/latency.py)
 
 For each N it seeds an org of N members and N/10 teams (about 20 members each) and measures
 plan of an empty provider, apply to an empty provider, a no-op plan of the converged org, and
