@@ -5,6 +5,7 @@
     python bench/run.py --n 1000           # one size
     python bench/run.py --big              # adds N = 50,000
     python bench/run.py --write            # also rewrite the table in bench/RESULTS.md
+    python bench/run.py --rtt-ms 100       # through a 100 ms round trip instead (bench/latency.py)
 
 For each N it seeds an org of N members and N/10 teams (about 20 members each) and measures
 plan of an empty provider, apply to an empty provider, a no-op plan of the converged org, and
@@ -161,11 +162,11 @@ def raw_client() -> httpx.Client:
                         limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY))
 
 
-def list_all(c: httpx.Client, base: str, res: str, counter: Counter[str]) -> list[dict[str, Any]]:
+def list_all(c: httpx.Client, base: str, res: str, counter: Counter[str], page: int = PAGE) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     start = 1
     while time.monotonic() < HARD_STOP:
-        body = c.get(f"{base}/{res}", params={"startIndex": str(start), "count": str(PAGE)}).json()
+        body = c.get(f"{base}/{res}", params={"startIndex": str(start), "count": str(page)}).json()
         counter[f"GET /{res}"] += 1
         items = body.get("Resources") or []
         out += items
@@ -227,8 +228,8 @@ def w_floor_read(job: dict[str, Any]) -> dict[str, Any]:
     with raw_client() as c, measure(out):
         counter["GET /ServiceProviderConfig"] += 1
         c.get(job["base"] + "/ServiceProviderConfig").json()
-        users = list_all(c, job["base"], "Users", counter)
-        groups = list_all(c, job["base"], "Groups", counter)
+        users = list_all(c, job["base"], "Users", counter, job.get("page", PAGE))
+        groups = list_all(c, job["base"], "Groups", counter, job.get("page", PAGE))
     out["requests"] = dict(counter)
     out["objects"] = len(users) + len(groups)
     return out
@@ -569,8 +570,17 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="rewrite the table in bench/RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--report", type=Path, help="print (and with --write, record) the table of a --json file")
+    ap.add_argument("--rtt-ms", type=float, help="the latency benchmark (bench/latency.py) at this round-trip time")
+    ap.add_argument("--sizes", help="with --rtt-ms: org sizes, comma-separated (default 1000,10000)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    a = ap.parse_args()
+    a, rest = ap.parse_known_args()
+    if a.rtt_ms is not None:
+        import latency
+        latency.main(["--rtt-ms", str(a.rtt_ms), *(["--sizes", a.sizes] if a.sizes else []),
+                      *(["--write"] if a.write else []), *(["--json", str(a.json)] if a.json else []), *rest])
+        return
+    if rest:
+        ap.error(f"unrecognized arguments: {' '.join(rest)}")
     if a.worker:
         worker_main(a.worker)
         return

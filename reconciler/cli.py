@@ -10,38 +10,27 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import __version__
-from reconciler.apply import ApplyResult, apply_interruptibly, apply_plan
-from reconciler.audit import DEFAULT_PATH, AuditLog, default_path, plan_digest
 from reconciler.cli_sandbox import sandbox
 from reconciler.clierrors import handle_errors
 from reconciler.cliout import echo_json, finish, say
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
-from reconciler.plan.model import Plan
-from reconciler.progress import Progress, debug_line, fanout, observers, outcome_lines, progress_mode
-from reconciler.providers._http import CallRecord
-from reconciler.providers.scim.system import plan_one as scim_plan_one
-from reconciler.render import RENDERERS
-from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
-from reconciler.render.text import PlanText, terminal_width
-from reconciler.saved import (
-    check_config,
-    check_preconditions,
-    is_drift,
-    is_saved_plan,
-    load_config_for,
-    load_saved_plan,
-    verify,
-    write_saved_plan,
-)
 from reconciler.secrets import redact
-from reconciler.session import Session
 
+if TYPE_CHECKING:
+    from reconciler.plan.model import Plan
+    from reconciler.providers._http import CallRecord
+
+# The engine, the systems (httpx, scim2-models), rich and the renderers are imported by the commands that
+# use them, not here: `reconciler validate` in CI starts in a fraction of the time (bench/startup.py).
+FORMATS = ("json", "markdown", "text")  # reconciler.render.RENDERERS (tests/unit/test_cli_help.py checks)
+DEFAULT_AUDIT_LOG = ".reconciler/audit.jsonl"  # reconciler.audit.DEFAULT_PATH (the same test checks)
+LAZY = {"usermaps": "reconciler.usermaps.cli"}  # commands whose module loads when the command is asked for
 
 def _colour(no_color: bool) -> bool:
     return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
@@ -56,6 +45,15 @@ class _Group(click.Group):
         except click.UsageError as exc:
             exc.exit_code = 1  # type: ignore[misc]  # click declares it on the class; the instance wins
             raise
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY and name not in self.commands:
+            import importlib
+            self.add_command(getattr(importlib.import_module(LAZY[name]), name))
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -97,6 +95,8 @@ def log_opts(f: Callable[..., Any]) -> Callable[..., Any]:
 def _recorder(sink: list[Callable[[CallRecord], None]] | None = None) -> Callable[[CallRecord], None] | None:
     """The Session's recorder: the callables in ``sink`` (progress, audit log), and with --log-level debug a
     line per call."""
+    from reconciler.progress import debug_line, fanout
+
     if _log["level"] == "debug":
         sink = [] if sink is None else sink
         sink.insert(0, lambda rec: click.echo(debug_line(rec), err=True))
@@ -141,7 +141,7 @@ def validate(config: Path, as_json: bool) -> None:
 @config_arg
 @target_opt
 @allow_opt
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
               help="Also save the plan to FILE (JSON, no secrets) for `reconciler apply FILE`.")
@@ -156,6 +156,10 @@ def validate(config: Path, as_json: bool) -> None:
 def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt: str, detailed_exitcode: bool,
          out: Path | None, drift_base: str | None, details_url: str | None, no_color: bool) -> None:
     """Read the live systems and show what apply would change. Changes nothing (but --out FILE)."""
+    from reconciler.progress import Progress, progress_mode
+    from reconciler.saved import is_drift, write_saved_plan
+    from reconciler.session import Session
+
     cfg = load_config(config)
     progress = Progress(progress_mode(quiet=fmt == "json"))
     with Session(cfg, recorder=_recorder([progress.record])) as session:
@@ -172,6 +176,10 @@ def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt
 
 
 def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url: str | None = None) -> str:
+    from reconciler.render import RENDERERS
+    from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
+    from reconciler.render.text import PlanText, terminal_width
+
     if fmt == "markdown":
         hint = f"the full plan is at {details_url}" if details_url else DEFAULT_HINT
         return PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
@@ -189,7 +197,7 @@ def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url
 @allow_opt
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--audit-log", type=click.Path(path_type=Path), default=None,
-              help=f"Append-only JSON-lines log of every call [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+              help=f"Append-only JSON-lines log of every call [default: $RECONCILER_AUDIT_LOG or {DEFAULT_AUDIT_LOG}]")
 @click.option("--config", "config_dir", type=click.Path(path_type=Path), default=None,
               help="With a saved plan: the config it was made from [default: the path the plan records, "
                    "relative to the current directory].")
@@ -206,6 +214,13 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
     CONFIG may be a saved plan (from `plan --out FILE`): then exactly that plan is applied, with no
     confirmation, after checking that neither the config nor any object it touches changed since.
     """
+    from reconciler.apply import ApplyResult, apply_interruptibly
+    from reconciler.audit import AuditLog, default_path, plan_digest
+    from reconciler.progress import Progress, observers, outcome_lines, progress_mode
+    from reconciler.render.text import PlanText, terminal_width
+    from reconciler.saved import is_saved_plan
+    from reconciler.session import Session
+
     colour = _colour(no_color)
     if is_saved_plan(config):
         if targets or allow_removals is not None:
@@ -246,6 +261,13 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
 
 def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, colour: bool,
                  as_json: bool = False) -> None:
+    from reconciler.apply import ApplyResult, apply_interruptibly
+    from reconciler.audit import AuditLog, default_path, plan_digest
+    from reconciler.progress import Progress, observers, outcome_lines, progress_mode
+    from reconciler.render.text import PlanText, terminal_width
+    from reconciler.saved import check_config, check_preconditions, load_config_for, load_saved_plan, verify
+    from reconciler.session import Session
+
     saved = load_saved_plan(path)
     cfg = load_config_for(saved, config_dir)
     p = saved.plan
@@ -296,6 +318,8 @@ def check(config: Path, as_json: bool) -> None:
     authenticate as, and the project permissions each integration needs. Redmine: the URL, the API key,
     and that it is an administrator's. One line per step; exit 1 when a step fails. Changes nothing.
     """
+    from reconciler.session import Session
+
     cfg = load_config(config)
     failed = False
     with Session(cfg, recorder=_recorder()) as session:
@@ -341,20 +365,22 @@ def demo(no_color: bool) -> None:
 
 @main.command()
 @click.argument("plan_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--details-url", metavar="URL", default=None,
               help="Where the full plan can be found; the Markdown names it when a comment must be cut.")
 @no_color_opt
 @handle_errors
 def show(plan_file: Path, fmt: str, details_url: str | None, no_color: bool) -> None:
     """Render a saved plan (from `plan --out FILE`) as text, Markdown or JSON. Contacts nothing."""
+    from reconciler.saved import load_saved_plan
+
     saved = load_saved_plan(plan_file)
     click.echo(redact(_render(saved.plan, fmt, _colour(no_color), details_url=details_url)), nl=False)
 
 
 @main.command("audit")
 @click.option("--log", "log_path", type=click.Path(path_type=Path), default=None,
-              help=f"The audit log [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+              help=f"The audit log [default: $RECONCILER_AUDIT_LOG or {DEFAULT_AUDIT_LOG}]")
 @click.option("--address", default=None, metavar="ADDRESS",
               help='Only this resource, e.g. scim.platform.group["appsec"].')
 @click.option("--member", default=None, metavar="EMAIL",
@@ -366,7 +392,7 @@ def show(plan_file: Path, fmt: str, details_url: str | None, no_color: bool) -> 
 def audit_cmd(log_path: Path | None, address: str | None, member: str | None, since: str | None, calls: bool,
               as_json: bool) -> None:
     """What changed, when, by whom and from which commit, from the log every apply appends to."""
-    from reconciler.audit import format_event, parse_since, query
+    from reconciler.audit import default_path, format_event, parse_since, query
 
     events = query(log_path or default_path(), address=address, member=member,
                    since=parse_since(since) if since else None, calls=calls)
@@ -389,7 +415,7 @@ def audit_cmd(log_path: Path | None, address: str | None, member: str | None, si
 @click.option("--schema-url", default=None, metavar="URL",
               help="The JSON Schema named in the yaml-language-server comment of the files written.")
 @click.option("--audit-log", type=click.Path(path_type=Path), default=None,
-              help=f"Audit log for --adopt [default: $RECONCILER_AUDIT_LOG or {DEFAULT_PATH}]")
+              help=f"Audit log for --adopt [default: $RECONCILER_AUDIT_LOG or {DEFAULT_AUDIT_LOG}]")
 @log_opts
 @handle_errors
 def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, adopt: bool,
@@ -398,8 +424,13 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
 
     CONFIG declares the provider (a directory holding providers.yaml is enough).
     """
+    from reconciler.apply import apply_plan
+    from reconciler.audit import AuditLog, default_path, plan_digest
     from reconciler.importer import SCHEMA_URL, check_overwrite, import_provider, split_adoption, write_files
-    from reconciler.session import git_commit
+    from reconciler.plan.model import Plan
+    from reconciler.progress import Progress, progress_mode
+    from reconciler.providers.scim.system import plan_one as scim_plan_one
+    from reconciler.session import Session, git_commit
 
     cfg = load_config(config)
     target = out or (config if config.is_dir() else config.parent)
@@ -447,11 +478,6 @@ def import_cmd(config: Path, provider_name: str, out: Path | None, force: bool, 
         click.echo(f"{len(rest)} change(s) remain that the config cannot express; the first plan shows them:")
         for c in rest:
             click.echo(redact(f"  {c.action.symbol} {c.address}: " + ", ".join(d.path for d in c.diff)))
-
-
-from reconciler.usermaps.cli import usermaps  # noqa: E402  (needs handle_errors above)
-
-main.add_command(usermaps)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.apply import ApplyResult, interrupted
 from reconciler.errors import ApplyError
-from reconciler.execute import NOT_STARTED
-from reconciler.plan.model import Plan
-from reconciler.render.json import plan_document
 from reconciler.secrets import redact
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
+    from reconciler.plan.model import Plan
 
 # the version of the result documents validate, check and apply print with --json
 JSON_FORMAT_VERSION = "1.0"
@@ -25,6 +25,11 @@ def echo_json(doc: dict[str, Any]) -> None:
 
 
 def finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:
+    # here, not at the top: validate prints JSON too, and starts without the engine (see cli.py)
+    from reconciler.apply import interrupted
+    from reconciler.execute import NOT_STARTED
+    from reconciler.render.json import plan_document
+
     if as_json and p is not None:
         order = {c.address: i for i, c in enumerate(p.changes)}
         outcomes = sorted(result.outcomes, key=lambda o: order.get(o.change.address, len(order)))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from reconciler.errors import PlanError, ServerError
 from reconciler.execute import Ledger
 from reconciler.plan.model import Change, Plan, with_dependencies
 from reconciler.providers._http import Recorder, last_read
+from reconciler.providers.paging import in_parallel
 from reconciler.providers.registry import SYSTEMS, system_for
 from reconciler.providers.retry import start_run
 from reconciler.secrets import redact
@@ -45,6 +48,7 @@ class Session:
         self.attempts = attempts
         # Clients the systems open (``scim.platform``, ``jira.acme`` ...; see connection()), closed with the session.
         self.clients: dict[str, Any] = {}
+        self._lock = threading.RLock()  # the systems plan at once, each opening its own clients
         # What the systems read at plan time, by provider or connection name (a saved plan records it).
         self.live: dict[str, Any] = {}
         # What the current plan() was asked for, for systems that apply the same guards.
@@ -80,9 +84,10 @@ class Session:
         changes: list[Change] = []
         notes: list[str] = []
         protected: list[str] = []
-        for system in SYSTEMS:
-            with malformed_answers(system.prefix):
-                part = system.plan(self)
+        # every system reads at once (a SCIM provider and each tracker are different hosts); the parts are
+        # joined in SYSTEMS order, so the plan is the one a sequential read makes
+        parts = in_parallel([partial(self._plan_system, system) for system in SYSTEMS], "plan")
+        for system, part in zip(SYSTEMS, parts, strict=True):
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
@@ -93,12 +98,17 @@ class Session:
         return Plan(changes=changes, notes=notes, config_digest=self.config.digest,
                     commit=git_commit(self.config.root), protected=sorted(protected))
 
+    def _plan_system(self, system: Any) -> Any:
+        with malformed_answers(system.prefix):
+            return system.plan(self)
+
     def connection(self, key: str, make: Callable[[], Any]) -> Any:
         """The client a system keeps under ``key`` (``scim.platform``, ``jira.acme``), made on first use
         and closed with the session."""
-        if key not in self.clients:
-            self.clients[key] = make()
-        return self.clients[key]
+        with self._lock:
+            if key not in self.clients:
+                self.clients[key] = make()
+            return self.clients[key]
 
     def _require_systems(self) -> None:
         if not self.config.providers and not self.config.connections:

@@ -82,6 +82,8 @@ class FaultProxy:
         self.upstream = upstream.rstrip("/")
         self.faults = list(faults or [])
         self.events: list[Event] = []
+        self.in_flight = 0  # requests being served now, and the most there were at once
+        self.max_in_flight = 0
         self.max_requests = max_requests
         self.lifetime = lifetime
         self._rng = random.Random(seed)
@@ -155,12 +157,18 @@ class FaultProxy:
                 pass
 
             def _any(self) -> None:
+                with proxy._lock:
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
                 try:
                     self._serve()
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client went away (killed, or it timed out)
                 except RuntimeError:
                     self.close_connection = True  # the proxy is stopping: its upstream client is closed
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
 
             def _serve(self) -> None:
                 method = self.command

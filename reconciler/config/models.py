@@ -110,7 +110,7 @@ class ScimProvider(Item):
     Canaille), name another attribute it stores and reconciler does not otherwise manage, by name or full
     URN path (e.g. urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber)."""
     concurrency: int = Field(default=8, ge=1, le=64)
-    """How many write requests may be in flight at once."""
+    """How many requests may be in flight at once: writes, and the list pages of a read."""
     page_size: int | None = Field(default=None, ge=1)
     """Page size for list calls; default: the provider's advertised maximum (else 100)."""
     timeout: float = Field(default=30.0, gt=0)

@@ -124,3 +124,16 @@ def test_jira_style_pages_that_never_say_last_end_on_repetition() -> None:
 
     items, pages = read_pages(fetch, page_size=50, url="http://127.0.0.1/x")
     assert len(items) == 50 and pages == 2 and calls == [0, 50]
+
+
+def test_pages_shorter_than_the_first_midway_are_read_again_one_after_another() -> None:
+    """A server whose later pages are smaller than its first (a page size of its own): the offsets a
+    concurrent read computed from the first page skip objects, so the list is read again sequentially."""
+    objects = [{"id": str(i)} for i in range(25)]
+
+    def fetch(offset: int) -> Page:
+        size = 10 if offset == 0 else 5
+        return Page(objects[offset:offset + size], len(objects))
+
+    got = paging.read_concurrent(fetch, page_size=10, url="http://127.0.0.1/x", workers=4)
+    assert [o["id"] for o in got.items] == [o["id"] for o in objects] and not got.changed

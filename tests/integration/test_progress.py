@@ -175,12 +175,13 @@ def _in_a_pty(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 
 def test_a_slow_plan_on_a_real_terminal(scim: ScimServer, write_config: WriteConfig) -> None:
-    """Reads slowed to over a second (DELAY as shipped): on a pseudo-terminal the live display says what
+    """Reads slowed to over a second (DELAY as shipped; /Users and /Groups are read at once, so each page
+    is delayed past it): on a pseudo-terminal the live display says what
     it reads, and goes before the plan is printed. (Piped: test_piped_plan_and_apply_print_plain_lines...)"""
     env = {**os.environ, "SCIM_TOKEN": scim.token, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "100"}
     env.pop("RECONCILER_PROGRESS")
     cmd = [sys.executable, "-m", "reconciler", "plan", "--no-color"]
-    with fault_proxy(scim.base_url, [Fault("delay", path="/(Users|Groups)", seconds=0.6, methods=("GET",))]) as proxy:
+    with fault_proxy(scim.base_url, [Fault("delay", path="/(Users|Groups)", seconds=1.2, methods=("GET",))]) as proxy:
         rc, shown = _in_a_pty([*cmd, str(write_config(proxy.url, members=MEMBERS))], env)
     assert rc == 0, shown
     assert re.search(r"reading platform \d+ page\(s\) /v2/", text(shown)) and ESC + "[" in shown, shown

@@ -48,8 +48,10 @@ def test_creates_go_through_bulk_and_converge(scim: ScimServer, write_config: Ca
         result = apply_plan(s, plan)
     assert result.failures == {}
     # teams in one request; members in two waves: everyone but m001, then m001 (whose manager is
-    # created in the first) alone, by a plain POST as one create gains nothing from Bulk
-    assert _calls(records, "POST", "/Bulk") == 2
+    # created in the first) alone, by a plain POST as one create gains nothing from Bulk; then the new
+    # teams' members in one more Bulk request (a PATCH operation per team), not a PATCH request each
+    assert _calls(records, "POST", "/Bulk") == 3
+    assert sum(1 for r in records if r.method == "PATCH") == 0
     assert [r.address for r in records if r.method == "POST" and r.path.endswith("/Users")] == [
         'scim.platform.user["m001@acme.io"]']
     assert _calls(records, "POST", "/Groups") == 0
@@ -150,3 +152,45 @@ def test_a_chunk_sends_the_bulk_request_of_its_items() -> None:
     assert json.loads(chunk.payload()) == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [{"method": "POST", "path": "/Users", "bulkId": bid, "data": body} for bid, body in items]}
+
+
+def test_updates_deactivations_and_removals_go_through_bulk(scim: ScimServer,
+                                                            write_config: Callable[..., Path]) -> None:
+    """After the creates, the other writes of a phase are Bulk operations too: member updates (PATCH),
+    deactivations (PATCH active: false) and team removals (DELETE), and the result converges."""
+    members = [{"email": f"m{i:03d}@acme.io", "given_name": f"M{i}"} for i in range(12)]
+    teams = [{"name": f"team-{t}", "members": [f"m{t:03d}@acme.io"]} for t in range(4)]
+    with Session(load_config(write_config(scim.base_url, members=members, teams=teams))) as s:
+        assert apply_plan(s, s.plan()).failures == {}
+    changed = [{**m, "given_name": "Renamed"} if i < 6 else m for i, m in enumerate(members[:10])]
+    config = load_config(write_config(scim.base_url, members=changed, teams=teams[:1], folder="next"))
+    records: list[CallRecord] = []
+    with Session(config, recorder=records.append) as s:
+        plan = s.plan(allow_removals=10)
+        assert sorted(c.action.value for c in plan.changes) == ["deactivate"] * 2 + ["delete"] * 3 + ["update"] * 6
+        result = apply_plan(s, plan)
+    assert result.failures == {}
+    assert sum(1 for r in records if r.method in ("PATCH", "DELETE")) == 0
+    assert _calls(records, "POST", "/Bulk") == 3  # updates; team removals; deactivations
+    users = {u["userName"]: u for u in _users(scim)}
+    assert [users[f"m{i:03d}@acme.io"]["name"]["givenName"] for i in range(7)] == ["Renamed"] * 6 + ["M6"]
+    assert [users[f"m{i:03d}@acme.io"].get("active") for i in (10, 11)] == [False, False]
+    assert sorted(g["displayName"] for g in _groups(scim)) == ["team-0"]
+    with Session(config) as s:
+        assert s.plan(allow_removals=10).changes == []
+
+
+def test_a_lost_answer_to_a_bulk_of_updates_sends_each_alone(scim: ScimServer,
+                                                            write_config: Callable[..., Path]) -> None:
+    members = [{"email": f"m{i}@acme.io", "given_name": "Old"} for i in range(5)]
+    with Session(load_config(write_config(scim.base_url, members=members))) as s:
+        assert apply_plan(s, s.plan()).failures == {}
+    renamed = [{**m, "given_name": "New"} for m in members]
+    with fault_proxy(scim.base_url, [Fault("lose", path="/Bulk$", methods=("POST",))]) as proxy:
+        config = load_config(write_config(proxy.url, members=renamed, folder="next"))
+        with Session(config, sleep=lambda s: None) as s:
+            result = apply_plan(s, s.plan())
+        assert result.failures == {}
+        # sent once, and made by the server: each member is read (its ETag moved, to what the plan wants)
+        assert proxy.count("lose") == 1 and proxy.count(None, "PATCH", "/Users/") == 0
+    assert {u["name"]["givenName"] for u in _users(scim)} == {"New"}

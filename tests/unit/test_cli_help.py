@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from reconciler.cli import main
@@ -57,3 +58,24 @@ def test_the_documented_completion_scripts_are_produced() -> None:
     res = CliRunner().invoke(main, [], prog_name="reconciler", env={
         "_RECONCILER_COMPLETE": "bash_complete", "COMP_WORDS": "reconciler sa", "COMP_CWORD": "1"})
     assert "plain,sandbox" in res.output.splitlines(), res.output
+
+
+def test_what_the_cli_declares_without_importing_the_engine_matches_the_engine() -> None:
+    """cli.py names the plan formats, the audit log's default path and its lazily loaded commands itself, so
+    that `reconciler validate` starts without the engine, the systems and the renderers."""
+    from reconciler import cli
+    from reconciler.audit import DEFAULT_PATH
+    from reconciler.render import RENDERERS
+
+    assert cli.FORMATS == tuple(sorted(RENDERERS))
+    assert cli.DEFAULT_AUDIT_LOG == DEFAULT_PATH
+    assert {"usermaps", "validate", "plan"} <= set(cli.main.list_commands(click.Context(cli.main)))
+
+
+def test_validate_loads_neither_the_systems_nor_rich() -> None:
+    code = ("import sys; from reconciler.cli import main\n"
+            "try:\n    main(['validate', 'examples/quickstart'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('scim2_models', 'rich', 'httpx', 'reconciler.session', 'reconciler.render')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -18,6 +18,7 @@ from reconciler.execute import ApplyResult, Ledger, Outcome, Workers
 from reconciler.plan.model import Action, Change, ScimIds, levels
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
+from reconciler.providers.scim import bulkwrite
 from reconciler.providers.scim.bulk import Adopted, BulkResult
 from reconciler.providers.scim.client import GROUP, ScimClient
 from reconciler.providers.scim.fit import email_meta, member_refs_required
@@ -77,16 +78,29 @@ class ScimApplier:
             if self._use_bulk(creates):
                 self._bulk_create(creates, "Users", None)
                 level = [c for c in level if c.action is not Action.CREATE]
+            updates = [c for c in level if c.action is Action.UPDATE]
+            if self._use_bulk(updates) and self.client.caps.patch:  # updates through Bulk too
+                bulkwrite.run(self, updates, bulkwrite.user_patch(self, self._upsert_user))
+                level = [c for c in level if c.action is not Action.UPDATE]
             self._parallel(level, self._upsert_user)
         made = [c for c in new_groups if c.key in created_groups]
+        fresh = [c for c in made if c.key not in adopted_groups]
+        if self._use_bulk(fresh):  # a new team's members created since the group: one operation each
+            bulkwrite.run(self, fresh, bulkwrite.new_group_members(self, created_groups))
+            made = [c for c in made if c.key in adopted_groups]
         self._parallel(made, lambda c: self._add_new_group_members(c, created_groups[c.key],
                                                                    c.key in adopted_groups))
         self._parallel(upd_groups, self._update_group)
         # removals last, groups before users: on a provider that takes a deleted user out of its groups
         # (referential integrity), deleting users first would change the groups this apply then deletes
-        self._parallel(del_groups, self._delete_group)
-        self._parallel(deactivations, self._deactivate_user)
-        self._parallel(removals, self._delete_user)
+        for phase, fn, prepare in (
+                (del_groups, self._delete_group, bulkwrite.delete("Groups", self._delete_group)),
+                (deactivations, self._deactivate_user, bulkwrite.user_patch(self, self._deactivate_user)),
+                (removals, self._delete_user, bulkwrite.delete("Users", self._delete_user))):
+            if self._use_bulk(phase) and (self.client.caps.patch or fn != self._deactivate_user):
+                bulkwrite.run(self, phase, prepare)
+            else:
+                self._parallel(phase, fn)
         self._name_left_out()
         return self.result
 
@@ -366,12 +380,12 @@ class ScimApplier:
         the member's address, and the next apply adds them); any other missing id is an error."""
         assert c.after is not None
         wanted = list(c.after.get("members", []))
-        with self._lock:
-            failed = set(self.failed)
-        missing = [e for e in wanted if self._id(e) is None and e not in failed]
-        if missing:
-            raise ReconcilerError(f"cannot add {', '.join(missing)}: not created")
-        self._left_out_of(c, [e for e in wanted if self._id(e) is None])
+        if not adopted:
+            add = self.new_group_adds(c)
+            if add:
+                self.client.patch_members(gid, add, [], [])
+            return
+        self._new_group_check(c, wanted)
         if adopted:
             ops = ([{"op": "replace", "path": "externalId", "value": c.after["externalId"]}]
                    if "externalId" in c.after else [])
@@ -390,9 +404,21 @@ class ScimApplier:
                     body["externalId"] = c.after["externalId"]
                 self.client.put("Groups", gid, body, None)
             return
-        add = [i for i in (self._id(e) for e in wanted if e not in known_ids(c)) if i]
-        if add:
-            self.client.patch_members(gid, add, [], [])
+
+    def _new_group_check(self, c: Change, wanted: list[str]) -> None:
+        with self._lock:
+            failed = set(self.failed)
+        missing = [e for e in wanted if self._id(e) is None and e not in failed]
+        if missing:
+            raise ReconcilerError(f"cannot add {', '.join(missing)}: not created")
+        self._left_out_of(c, [e for e in wanted if self._id(e) is None])
+
+    def new_group_adds(self, c: Change) -> list[str]:
+        """The ids a new (not adopted) team's group still needs: its members created after it."""
+        assert c.after is not None
+        wanted = list(c.after.get("members", []))
+        self._new_group_check(c, wanted)
+        return [i for i in (self._id(e) for e in wanted if e not in known_ids(c)) if i]
 
     def _update_group(self, c: Change) -> None:
         assert c.id is not None and c.before is not None and c.after is not None

@@ -31,7 +31,7 @@ from reconciler.providers._http import (
     ca_path,
     raise_for_status,
 )
-from reconciler.providers.paging import Page, read_pages
+from reconciler.providers.paging import Listing, Page, read_concurrent
 from reconciler.providers.paths import seg
 from reconciler.providers.scim.bulk import (
     BULK_DEFAULT_OPERATIONS,
@@ -64,12 +64,13 @@ SCIM_JSON = "application/scim+json"
 MEMBER_REMOVALS_PER_PATCH = 50
 
 
-
 @dataclass
 class LiveState:
     users: list[dict[str, Any]] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
+    # the resources that changed while they were read, in every read (``paging.read_concurrent``)
+    changed: list[str] = field(default_factory=list)
 
 
 def connect(p: ScimProvider, *, transport: httpx.BaseTransport | None = None, recorder: Recorder | None = None,
@@ -106,6 +107,8 @@ class ScimClient:
         self._folds_case: bool | None = None  # does `userName eq` ignore case here? (see filters_fold_case)
         self._count_ok: bool | None = None  # does a list call take `count` here? (see get_list)
         self._lock = threading.Lock()
+        # list pages in flight at once, Users and Groups together: the provider's concurrency
+        self._reads = threading.BoundedSemaphore(max(1, provider.concurrency))
 
     def close(self) -> None:
         self.http.close()
@@ -172,14 +175,20 @@ class ScimClient:
         return self.provider.page_size or self.caps.max_results or 100
 
     def list_all(self, resource: str, *, params: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Every resource of a type, by paged list calls (``paging.read_pages``: stops on totalResults, on
-        an empty page, on a page that repeats ids already seen, and is bounded)."""
+        """Every resource of a type, by paged list calls, and the pages read (see ``listing``)."""
+        got = self.listing(resource, params=params)
+        return got.items, got.pages
+
+    def listing(self, resource: str, *, params: dict[str, str] | None = None) -> Listing:
+        """Every resource of a type by paged list calls, after the first page the others at once, at most
+        the provider's ``concurrency`` in flight: ``paging.read_concurrent`` (bounded, deduplicated)."""
         count = self.page_size()
         url = self.http._full(resource)
 
         def fetch(offset: int) -> Page:
             q = {"startIndex": str(offset + 1), "count": str(count), **(params or {})}
-            body = self.get_list(resource, q)
+            with self._reads:
+                body = self.get_list(resource, q)
             items = body.get("Resources") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
                 raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
@@ -189,7 +198,7 @@ class ScimClient:
                 raise ServerError(f"{resource} list: totalResults is {str(total)[:40]!r}, not a count", "GET", url)
             return Page(found, total)
 
-        return read_pages(fetch, page_size=count, url=url)
+        return read_concurrent(fetch, page_size=count, url=url, workers=self.provider.concurrency)
 
     def get_list(self, resource: str, q: dict[str, str]) -> Any:
         """One list call. A server that answers 500 to ``count`` (Canaille 0.3.6 compares the query
@@ -211,9 +220,12 @@ class ScimClient:
         return self.http.get_json(resource, params=q, what=what)
 
     def read(self) -> LiveState:
-        users, p1 = self.list_all("Users")
-        groups, p2 = self.list_all("Groups")
-        return LiveState(users, groups, p1 + p2)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"read-{self.provider.name}") as pool:
+            users_f = pool.submit(self.listing, "Users")
+            groups_f = pool.submit(self.listing, "Groups")
+            users, groups = users_f.result(), groups_f.result()
+        changed = [name for name, got in (("Users", users), ("Groups", groups)) if got.changed]
+        return LiveState(users.items, groups.items, users.pages + groups.pages, changed)
 
     def find_user(self, user_name: str) -> dict[str, Any] | None:
         """The user of this userName in any case (RFC 7643: userName is case-insensitive). On a provider
@@ -467,8 +479,6 @@ class ScimClient:
 @dataclass
 class _Found:
     resource: dict[str, Any]
-
-
 
 
 def _wrap(found: dict[str, Any] | None) -> _Found | None:

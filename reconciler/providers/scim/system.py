@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from reconciler.config.checks import did_you_mean
@@ -22,6 +23,7 @@ from reconciler.errors import PlanError
 from reconciler.execute import Outcome
 from reconciler.plan.model import AttributeChange, Change
 from reconciler.plan.safety import check_protected, check_removals
+from reconciler.providers.paging import READ_ATTEMPTS, in_parallel
 from reconciler.providers.scim import attributes
 from reconciler.providers.scim.apply import ScimApplier
 from reconciler.providers.scim.attributes import address
@@ -38,12 +40,27 @@ PREFIX = "scim."
 def plan_one(session: Session, p: ScimProvider) -> ProviderPlan:
     """Read one provider (discovery, paged lists, /Schemas where a team schema needs it) and plan it."""
     client = client_for(session, p.name)
-    caps = client.discover()
-    live = client.read()
+    if p.page_size:  # the lists need nothing from discovery: all three at once
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as pool:
+            discovered = pool.submit(client.discover)
+            try:
+                live = client.read()
+            except Exception:
+                discovered.result()  # discovery's failure is the one named, as when it went first
+                raise
+            caps = discovered.result()
+    else:
+        caps = client.discover()
+        live = client.read()
     session.live[p.name] = {"users": len(live.users), "groups": len(live.groups), "page_size": client.page_size()}
     client.schema()  # what the provider stores decides what is planned (scim/fit.py)
     schemas = client.schemas() if p.team_schema is not None else None
-    return plan_provider(session.config, p, live, caps, schemas)
+    planned = plan_provider(session.config, p, live, caps, schemas)
+    for resource in live.changed:
+        planned.notes.append(f"provider '{p.name}': /{resource} changed while it was read ({READ_ATTEMPTS} reads, "
+                             "objects created or deleted meanwhile); this plan may miss or repeat one of them: "
+                             "run plan again")
+    return planned
 
 
 class ScimSystem:
@@ -51,8 +68,10 @@ class ScimSystem:
 
     def plan(self, session: Session) -> SystemPlan:
         out = SystemPlan()
-        for p in session.config.providers:
-            pp = plan_one(session, p)
+        providers = session.config.providers
+        # every provider's reads at once; the plans joined in config order, as if read one after another
+        planned = in_parallel([partial(plan_one, session, p) for p in providers], "plan-scim")
+        for p, pp in zip(providers, planned, strict=True):
             out.changes += pp.changes
             out.notes += pp.notes
             out.protected += pp.protected
