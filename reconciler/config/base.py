@@ -71,17 +71,18 @@ def check_http_url(value: str) -> str:
     """An http(s) URL with a host; plain http only to loopback (the rule the HTTP client enforces again)."""
     check_url_shape(value)
     parts = urlsplit(value)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
         raise ValueError(f"'{value}' uses plain http; only https is allowed except to loopback "
                          "(127.0.0.1, localhost, ::1)")
     return value
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """The one loopback rule (plain http is allowed only there): localhost, 127.0.0.0/8, ::1."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

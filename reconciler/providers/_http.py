@@ -7,19 +7,19 @@ from here (or a test injects one over a fake transport).
 from __future__ import annotations
 
 import contextvars
-import ipaddress
 import json
 import math
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from reconciler import __version__
+from reconciler.config.base import is_loopback as config_loopback
 from reconciler.errors import (
     AuthError,
     ConflictError,
@@ -70,12 +70,8 @@ Recorder = Callable[[CallRecord], None]
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", "sandbox", "sandbox.invalid"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    """The config's loopback rule, and the embedded sandboxes' own host names (served in-process)."""
+    return host in ("sandbox", "sandbox.invalid") or config_loopback(host)
 
 
 def check_url(url: str, field: str = "base_url") -> None:
@@ -247,13 +243,27 @@ def _safe_url(url: httpx.URL) -> str:
     return redact(str(url.copy_with(query=None)))
 
 
+@dataclass(frozen=True)
+class Found:
+    """What a lost attempt turned out to have done, found by ``recover`` before a retry: ``Http.request``
+    returns it instead of a response (the object a create made, or a sentinel the caller gave)."""
+
+    value: Any
+
+
+def found(value: Any | None) -> Found | None:
+    """``recover``'s answer for a lookup: the object a lost create made, or None (not made: retry)."""
+    return Found(value) if value is not None else None
+
+
 class Http:
     """An ``httpx.Client`` plus retries, error mapping and call recording.
 
     ``request`` retries 429, 5xx and dropped connections with backoff, honouring
     Retry-After. For requests that are not idempotent (POST), pass ``recover``:
-    it is called before each retry and may return the object the lost attempt
-    created, so that a retried create never creates a duplicate.
+    it is called before each retry and may return ``Found`` (what the lost attempt
+    created), which ``request`` returns, so that a retried create never creates a
+    duplicate. This is the one lost-create recovery of every system.
     """
 
     def __init__(self, client: httpx.Client, provider: str, *, attempts: int = 5, backoff: float = 0.5,
@@ -283,8 +293,16 @@ class Http:
             self.recorder(CallRecord(self.provider, current_address.get(), method, path, status,
                                      round((time.perf_counter() - t0) * 1000, 2), error, attempt, url))
 
+    @overload
+    def request(self, method: str, url: str, *, what: str = ..., ok: tuple[int, ...] = ...,
+                recover: None = None, **kw: Any) -> httpx.Response: ...
+
+    @overload
+    def request(self, method: str, url: str, *, what: str = ..., ok: tuple[int, ...] = ...,
+                recover: Callable[[], Found | None], **kw: Any) -> httpx.Response | Found: ...
+
     def request(self, method: str, url: str, *, what: str = "request failed", ok: tuple[int, ...] = (),
-                recover: Callable[[], Any] | None = None, **kw: Any) -> httpx.Response:
+                recover: Callable[[], Found | None] | None = None, **kw: Any) -> httpx.Response | Found:
         last_exc: Exception | None = None
         r: httpx.Response | None = None
         tries = 0
@@ -296,9 +314,9 @@ class Http:
                     break
                 self.sleep(delay)
                 if recover is not None:
-                    found = recover()
-                    if found is not None:
-                        return found  # type: ignore[no-any-return]
+                    lost = recover()
+                    if lost is not None:
+                        return lost
             t0 = time.perf_counter()
             full = self._full(url)
             tries += 1
@@ -324,7 +342,7 @@ class Http:
         if r is not None:
             raise_for_status(r, what)
         assert last_exc is not None
-        reason = (f"no whole answer within the {seconds(self.deadline)} deadline (timeout)"
+        reason = (f"timed out: no whole answer within the {seconds(self.deadline)} deadline (timeout)"
                   if isinstance(last_exc, httpx.TimeoutException) else _connect_reason(last_exc))
         raise ConnectError(f"cannot reach {self.provider}: {reason}", method, redact(self._full(url)),
                            detail=f"after {tries} attempt{'s' if tries > 1 else ''}") from None

@@ -9,10 +9,16 @@ from reconciler.config.checks import did_you_mean
 from reconciler.config.models import Config
 from reconciler.contract import Check, PlanPart
 from reconciler.errors import PlanError
+from reconciler.integrations.models import Integration
 from reconciler.plan.model import Change
 
 if TYPE_CHECKING:
     from reconciler.session import Session
+
+
+def integrations_on(config: Config, conn: str) -> list[Integration]:
+    """The integrations a tracker connection carries."""
+    return [i for i in config.integrations if i.connection == conn]
 
 
 def select_by_prefix(changes: list[Change], targets: list[str], config: Config) -> list[Change]:

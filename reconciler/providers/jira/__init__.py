@@ -33,7 +33,7 @@ from reconciler.providers.jira.common import (
     JiraPlan,
     address,
     diff_values,
-    integrations_for,
+    integrations_on,
     jira_connections,
     webhook_body,
 )
@@ -43,4 +43,4 @@ from reconciler.providers.jira.system import JiraPlanner, planner
 __all__ = ["ADMIN_GLOBAL", "ADMIN_PROJECT", "CLOUD_PAGE", "DELETE_PERMISSION", "INTEGRATION_PERMISSIONS",
            "JIRA_TYPES", "PREFIX", "PROPERTY_PREFIX", "PROPERTY_SCHEMA", "TEST_LABEL_PREFIX", "USER_CHUNK",
            "ConnectionApplier", "ConnectionPlanner", "JiraClient", "JiraPlan", "JiraPlanner", "address", "connect",
-           "diff_values", "integrations_for", "jira_connections", "planner", "webhook_body"]
+           "diff_values", "integrations_on", "jira_connections", "planner", "webhook_body"]

@@ -13,11 +13,11 @@ from reconciler.errors import (
 )
 from reconciler.execute import Ledger, Outcome, run_changes
 from reconciler.plan.model import Action, Change, JiraProperty, JiraRole, JiraTestIssue, JiraWebhook
+from reconciler.providers.digest import digest
 from reconciler.providers.jira.client import JiraClient
 from reconciler.providers.jira.common import (
     PROPERTY_PREFIX,
     TEST_ISSUE_PROPERTY_PREFIX,
-    _digest,
     _live_webhook,
     _webhook_id,
 )
@@ -74,7 +74,7 @@ class ConnectionApplier:
 
     @staticmethod
     def _stale(c: Change, live: Any) -> None:
-        if c.precondition is not None and c.precondition.digest is not None and _digest(live) != c.precondition.digest:
+        if c.precondition is not None and c.precondition.digest is not None and digest(live) != c.precondition.digest:
             raise StalePlanError(f"{c.address} changed in Jira since the plan was made; plan again")
 
     def _role(self, c: Change) -> None:

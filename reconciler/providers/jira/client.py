@@ -15,7 +15,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.integrations.models import JiraCloudConnection, JiraConnection
-from reconciler.providers._http import BasicAuth, BearerToken, Http, build_client, ca_path
+from reconciler.providers._http import BasicAuth, BearerToken, Found, Http, build_client, ca_path, found
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.secrets import resolve
@@ -230,7 +230,7 @@ class JiraClient:
     def add_role_users(self, key: str, rid: int, idents: list[str]) -> None:
         def recover() -> Any:  # a lost attempt may have added them already
             have = set(self.role_users(key, rid))
-            return True if set(idents) <= have else None
+            return Found(True) if set(idents) <= have else None
         self.http.request("POST", f"{self.api}/project/{seg(key)}/role/{seg(rid)}", json={"user": idents},
                           recover=recover, what=f"cannot add users to role {rid} of project {key}")
 
@@ -244,10 +244,10 @@ class JiraClient:
 
     def create_webhook(self, body: dict[str, Any]) -> dict[str, Any]:
         def recover() -> Any:
-            return next((w for w in self.webhooks() if w.get("name") == body["name"]), None)
+            return found(next((w for w in self.webhooks() if w.get("name") == body["name"]), None))
         r = self.http.request("POST", "rest/webhooks/1.0/webhook", json=body, recover=recover,
                               what=f"cannot create webhook '{body['name']}'")
-        return r.json() if isinstance(r, httpx.Response) else dict(r)  # type: ignore[no-any-return]
+        return dict(r.value) if isinstance(r, Found) else r.json()
 
     def update_webhook(self, wid: str, body: dict[str, Any]) -> None:
         self.http.request("PUT", f"rest/webhooks/1.0/webhook/{seg(wid)}", json=body,
@@ -276,11 +276,11 @@ class JiraClient:
                            "labels": [label], "description": desc}}
 
         def recover() -> Any:  # a retried create never creates a second test issue
-            found = self.labelled_issues(project, label)
-            return found[0] if found else None
+            made = self.labelled_issues(project, label)
+            return Found(made[0]) if made else None
         r = self.http.request("POST", f"{self.api}/issue", json=body, recover=recover,
                               what=f"cannot create the test issue in {project}")
-        return r.json() if isinstance(r, httpx.Response) else dict(r)  # type: ignore[no-any-return]
+        return dict(r.value) if isinstance(r, Found) else r.json()
 
     def delete_issue(self, key: str) -> None:
         self.http.request("DELETE", f"{self.api}/issue/{seg(key)}", ok=(404,), what=f"cannot delete issue {key}")

@@ -3,8 +3,6 @@ live Jira values with declared ones."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,6 +12,7 @@ from reconciler.config.models import Config
 from reconciler.errors import ProviderError
 from reconciler.integrations.models import Integration, JiraConnection, RedmineConnection
 from reconciler.plan.model import AttributeChange, Change, JiraWebhook
+from reconciler.providers.tracker import integrations_on as integrations_on
 
 PREFIX = "jira."
 JIRA_TYPES = ("jira-cloud", "jira-datacenter")
@@ -75,12 +74,8 @@ def jira_connections(config: Config) -> list[JiraConnection]:
     return [c for c in config.connections if not isinstance(c, RedmineConnection)]
 
 
-def integrations_for(config: Config, conn: str) -> list[Integration]:
-    return [i for i in config.integrations if i.connection == conn]
 
 
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _where(i: Integration, field: str | None = None) -> str:

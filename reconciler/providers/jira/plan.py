@@ -8,6 +8,7 @@ from typing import Any
 from reconciler.errors import NotFoundError
 from reconciler.integrations.models import Integration
 from reconciler.plan.model import Action, Change, JiraProperty, JiraTestIssue, Precondition
+from reconciler.providers.digest import digest
 from reconciler.providers.jira.client import concurrently
 from reconciler.providers.jira.common import (
     ADMIN_GLOBAL,
@@ -22,13 +23,12 @@ from reconciler.providers.jira.common import (
     JiraPlan,
     _by_name,
     _choices,
-    _digest,
     _live_webhook,
     _renamed,
     _webhook_id,
     address,
     diff_values,
-    integrations_for,
+    integrations_on,
     link,
     webhook_body,
 )
@@ -41,7 +41,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
     """Plans one Jira connection: reads what its integrations use, checks it, and diffs."""
 
     def plan(self) -> JiraPlan:
-        ints = integrations_for(self.config, self.conn.name)
+        ints = integrations_on(self.config, self.conn.name)
         self.declared = {i.name for i in ints}
         # every account this connection's config names: mapped identities, fallback users, team members
         mapped = mapped_identities(self.config, self.conn.name)
@@ -278,14 +278,14 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         refs = JiraProperty(project=i.project, property=i.property_key)
         if recorded is None:
             self.out.changes.append(Change(self.conn.name, "integration", i.name, Action.CREATE, a, after=settings,
-                                           payload=refs, precondition=Precondition(digest=_digest(None))))
+                                           payload=refs, precondition=Precondition(digest=digest(None))))
             return
         diff = diff_values(recorded, settings)
         if diff:
             before = recorded if isinstance(recorded, dict) else {"value": recorded}
             self.out.changes.append(Change(self.conn.name, "integration", i.name, Action.UPDATE, a, before=before,
                                            after=settings, diff=diff, id=i.project, payload=refs,
-                                           precondition=Precondition(digest=_digest(recorded))))
+                                           precondition=Precondition(digest=digest(recorded))))
 
     def _plan_test_issue(self, i: Integration, settings: dict[str, Any],
                          created: bool) -> tuple[list[Change], bool]:
@@ -346,7 +346,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                 before = _live_webhook(old)
                 self.out.changes.append(Change(self.conn.name, "webhook", str(recorded_name), Action.DELETE,
                                                address(self.conn.name, "webhook", str(recorded_name)), before=before,
-                                               id=_webhook_id(old), precondition=Precondition(digest=_digest(before))))
+                                               id=_webhook_id(old), precondition=Precondition(digest=digest(before))))
             return
         name = str(want["name"])
         a = address(self.conn.name, "webhook", name)
@@ -359,11 +359,11 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             if diff:
                 self.out.changes.append(Change(self.conn.name, "webhook", name, Action.UPDATE, a, before=before,
                                                after=want, diff=diff, id=_webhook_id(live),
-                                               precondition=Precondition(digest=_digest(before))))
+                                               precondition=Precondition(digest=digest(before))))
         if recorded_name and recorded_name != name and str(recorded_name) in by_name:
             old = by_name[str(recorded_name)]
             before = _live_webhook(old)
             self.out.changes.append(Change(self.conn.name, "webhook", str(recorded_name), Action.DELETE,
                                            address(self.conn.name, "webhook", str(recorded_name)), before=before,
-                                           id=_webhook_id(old), precondition=Precondition(digest=_digest(before))))
+                                           id=_webhook_id(old), precondition=Precondition(digest=digest(before))))
 

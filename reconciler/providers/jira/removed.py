@@ -10,13 +10,13 @@ from reconciler.errors import (
 )
 from reconciler.integrations.models import Integration
 from reconciler.plan.model import Action, Change, JiraProperty, JiraWebhook, Precondition
+from reconciler.providers.digest import digest
 from reconciler.providers.jira.base import PlannerBase
 from reconciler.providers.jira.common import (
     _CONVENTION,
     _JQL_PROJECT,
     PROPERTY_PREFIX,
     TEST_LABEL_PREFIX,
-    _digest,
     _idents,
     _live_webhook,
     _webhook_id,
@@ -113,7 +113,7 @@ class RemovalPlanning(PlannerBase):
             notes.append(f"its activation test issue (label {TEST_LABEL_PREFIX}{name}) is an issue and is left")
         self.out.changes.append(Change(self.conn.name, "integration", gone, Action.DELETE, a, before=rec, id=project,
                                        payload=JiraProperty(project=project, property=key), notes=notes,
-                                       precondition=Precondition(digest=_digest(rec))))
+                                       precondition=Precondition(digest=digest(rec))))
         hook = rec.get("webhook")
         if hook and str(hook) not in declared_hooks:
             live = {str(w.get("name")): w for w in hooks or []}.get(str(hook))
@@ -138,5 +138,5 @@ class RemovalPlanning(PlannerBase):
         before = _live_webhook(w)
         self.out.changes.append(Change(self.conn.name, "webhook", name, Action.DELETE, a, before=before,
                                        id=_webhook_id(w), payload=JiraWebhook(integration=integration),
-                                       precondition=Precondition(digest=_digest(before))))
+                                       precondition=Precondition(digest=digest(before))))
 

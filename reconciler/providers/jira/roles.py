@@ -10,9 +10,9 @@ from reconciler.errors import (
 )
 from reconciler.integrations.models import Integration
 from reconciler.plan.model import Action, AttributeChange, Change, JiraRole, Precondition
+from reconciler.providers.digest import digest
 from reconciler.providers.jira.base import PlannerBase
 from reconciler.providers.jira.common import (
-    _digest,
     _idents,
     address,
 )
@@ -93,7 +93,7 @@ class RolePlanning(PlannerBase):
             self.out.changes.append(Change(self.conn.name, "project_role", key, Action.UPDATE, a,
                                            before={"users": before_l}, after={"users": after_l},
                                            diff=[AttributeChange("users", before_l, after_l)], id=str(rid),
-                                           payload=payload, precondition=Precondition(digest=_digest(before_l))))
+                                           payload=payload, precondition=Precondition(digest=digest(before_l))))
 
     def _grants(self, i: Integration, recorded: Any) -> dict[str, Any]:
         """Who this integration put in each role, and through which team, recorded in its property so that

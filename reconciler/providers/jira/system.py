@@ -22,7 +22,7 @@ from reconciler.providers.jira.common import (
     INTEGRATION_PERMISSIONS,
     PREFIX,
     JiraPlan,
-    integrations_for,
+    integrations_on,
     jira_connections,
 )
 from reconciler.providers.jira.plan import ConnectionPlanner
@@ -43,7 +43,7 @@ class JiraPlanner:
     def plan(self, session: Any) -> JiraPlan:
         total = JiraPlan()
         for conn in jira_connections(session.config):
-            if not integrations_for(session.config, conn.name) and not _mapped(session.config, conn.name) \
+            if not integrations_on(session.config, conn.name) and not _mapped(session.config, conn.name) \
                     and not conn.scan_projects:
                 continue
             client = self._connect(session, conn)
@@ -101,7 +101,7 @@ class JiraPlanner:
             try:
                 me = client.myself()
                 r.steps.append(("authenticate", True, f"as {me.get('displayName') or client.identity_of(me)}"))
-                for i in integrations_for(session.config, conn.name):
+                for i in integrations_on(session.config, conn.name):
                     needs = [k for k, _ in INTEGRATION_PERMISSIONS]
                     have = client.permissions(i.project, needs)
                     missing = [k for k in needs if not have.get(k)]

@@ -10,9 +10,10 @@ from urllib.parse import quote
 from reconciler.errors import NotFoundError, ReconcilerError, StalePlanError
 from reconciler.execute import Ledger, Outcome, run_changes
 from reconciler.plan.model import Action, Change, RedmineGroup, RedmineIntegration, RedmineMembership
+from reconciler.providers.digest import digest
 from reconciler.providers.paths import seg
 from reconciler.providers.redmine.client import RedmineClient
-from reconciler.providers.redmine.live import _digest, address, parse_record, record_text, record_title
+from reconciler.providers.redmine.live import address, parse_record, record_text, record_title
 
 if TYPE_CHECKING:
     from reconciler.integrations.models import RedmineConnection
@@ -237,7 +238,7 @@ class RedmineApplier:
         page = self.client.wiki_page(ident, title)
         if page is None:
             return  # removed since the plan was made
-        if ch.precondition is not None and _digest(parse_record(page) or {}) != ch.precondition.digest:
+        if ch.precondition is not None and digest(parse_record(page) or {}) != ch.precondition.digest:
             raise StalePlanError(f"{ch.address}: the record page changed since the plan was made; plan again")
         tracker = record.disable_tracker
         if tracker:

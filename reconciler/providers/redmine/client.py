@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -21,7 +20,7 @@ from reconciler.errors import (
     ProviderError,
     ServerError,
 )
-from reconciler.providers._http import Http, Recorder, build_client, ca_path
+from reconciler.providers._http import Found, Http, Recorder, build_client, ca_path, found
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.secrets import redact, resolve
@@ -191,16 +190,16 @@ class RedmineClient:
                what: str) -> dict[str, Any]:
         """POST after a lookup: Redmine answers a duplicate with 422, and a retried create whose first
         answer was lost must find what the first attempt made instead of failing."""
-        found = lookup()
-        if found is not None:
-            return found
-        r = self.http.request("POST", path, json=body, what=what, ok=(422,), recover=lambda: _wrap(lookup()))
-        if isinstance(r, _Found):
-            return r.resource
+        existing = lookup()
+        if existing is not None:
+            return existing
+        r = self.http.request("POST", path, json=body, what=what, ok=(422,), recover=lambda: found(lookup()))
+        if isinstance(r, Found):
+            return dict(r.value)
         if r.status_code == 422:
-            found = lookup()
-            if found is not None:
-                return found
+            existing = lookup()
+            if existing is not None:
+                return existing
             raise _unprocessable(r, what)
         data = r.json() if r.content else None
         if not isinstance(data, dict) or len(data) != 1:
@@ -223,14 +222,6 @@ def _unprocessable(r: httpx.Response, what: str) -> ProviderError:
     cls = ConflictError if any("already been taken" in e for e in errors) else ServerError
     return cls(what, r.request.method, redact(str(r.request.url.copy_with(query=None))), 422, detail)
 
-
-@dataclass
-class _Found:
-    resource: dict[str, Any]
-
-
-def _wrap(found: dict[str, Any] | None) -> _Found | None:
-    return _Found(found) if found is not None else None
 
 
 def connect(conn: RedmineConnection, *, transport: httpx.BaseTransport | None = None,

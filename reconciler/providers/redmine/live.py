@@ -4,7 +4,6 @@ hold an integration's resolved settings."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -13,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 from reconciler.config.models import Config, Team
 from reconciler.errors import AuthError
 from reconciler.providers.redmine.client import PREFIX, RECORD_PREFIX, RECORD_TITLE, RedmineClient
+from reconciler.providers.tracker import integrations_on as integrations_on
 
 if TYPE_CHECKING:
-    from reconciler.integrations.models import Integration, RedmineConnection
+    from reconciler.integrations.models import RedmineConnection
 
 _RECORD_JSON = re.compile(r"<pre>\s*(\{.*\})\s*</pre>", re.S)
 
@@ -26,8 +26,6 @@ def redmine_connections(config: Config) -> list[RedmineConnection]:
     return [c for c in config.connections if c.type == "redmine"]
 
 
-def integrations_on(config: Config, conn: str) -> list[Integration]:
-    return [i for i in config.integrations if i.connection == conn]
 
 
 def synced_teams(config: Config, conn: RedmineConnection) -> list[Team]:
@@ -142,5 +140,3 @@ def record_text(name: str, settings: dict[str, Any], activation: dict[str, Any])
             f"<pre>\n{body}\n</pre>\n")
 
 
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:32]

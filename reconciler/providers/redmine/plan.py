@@ -22,10 +22,10 @@ from reconciler.plan.model import (
     RedmineIntegration,
     RedmineMembership,
 )
+from reconciler.providers.digest import digest
 from reconciler.providers.redmine.client import PREFIX
 from reconciler.providers.redmine.live import (
     LiveState,
-    _digest,
     address,
     integrations_on,
     parse_record,
@@ -103,7 +103,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
         if diff:
             after = dict(cur, **{d.path: d.after for d in diff})
             changes.append(Change(provider, "user", login, Action.UPDATE, addr, before=cur, after=after, diff=diff,
-                                  id=str(have["id"]), precondition=Precondition(digest=_digest(have))))
+                                  id=str(have["id"]), precondition=Precondition(digest=digest(have))))
 
     def user_ref(login: str) -> dict[str, str]:  # login -> live id, where the user exists
         u = users_by_login.get(login.casefold())
@@ -156,7 +156,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
                                   before={"name": t.name, "users": have_users},
                                   after={"name": t.name, "users": after_users},
                                   diff=[AttributeChange("users", have_users, after_users)], id=str(g["id"]),
-                                  precondition=Precondition(digest=_digest(have_users)), payload=_users(refs)))
+                                  precondition=Precondition(digest=digest(have_users)), payload=_users(refs)))
     managed = len([g for g in live.groups if g.get("name") in declared_groups])
     if conn.authoritative:
         protect = set(conn.protect)
@@ -169,7 +169,7 @@ def plan_connection(config: Config, conn: RedmineConnection, live: LiveState) ->
                 protected.append(addr)
                 continue
             changes.append(Change(provider, "group", name, Action.DELETE, addr, before={"name": name},
-                                  id=str(g["id"]), precondition=Precondition(digest=_digest(g))))
+                                  id=str(g["id"]), precondition=Precondition(digest=digest(g))))
         managed = len(live.groups)
 
     # integrations: names checked against the live Redmine, then memberships and records
@@ -277,7 +277,7 @@ def _plan_removed(provider: str, c: str, conn: RedmineConnection, integ: list[In
                               id=str((project or {}).get("id") or ident), notes=notes,
                               payload=RedmineIntegration(project=ident, title=record_title(name),
                                                          disable_tracker=disable),
-                              precondition=Precondition(digest=_digest(record))))
+                              precondition=Precondition(digest=digest(record))))
         grants = record.get("grants")
         for group, roles in sorted(grants.items() if isinstance(grants, dict) else []):
             for role in roles if isinstance(roles, list) else []:
@@ -357,7 +357,7 @@ def _integration_change(provider: str, c: str, i: Integration, tracker: str, pro
     if not diff:
         return []
     return [Change(provider, "integration", i.name, Action.UPDATE, addr, before=have, after=want, diff=diff,
-                   id=str(project["id"]), precondition=Precondition(digest=_digest(record)), payload=payload)]
+                   id=str(project["id"]), precondition=Precondition(digest=digest(record)), payload=payload)]
 
 
 def _own_roles(m: dict[str, Any] | None) -> set[str]:
@@ -442,7 +442,7 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
                               before={"project": ident, "group": group, "roles": own},
                               after={"project": ident, "group": group, "roles": after},
                               diff=[AttributeChange("roles", own, after)], id=str(m["id"]), payload=payload,
-                              precondition=Precondition(digest=_digest(m))))
+                              precondition=Precondition(digest=digest(m))))
     managed = len(live.memberships.get(ident, []))
     # principals the config does not grant: authoritative takes the managed roles away from them, and
     # roles a removed integration recorded granting them go in any mode
@@ -462,10 +462,10 @@ def _membership_changes(provider: str, c: str, ident: str, wanted: dict[str, set
         if keep:
             out.append(Change(provider, "membership", key, Action.UPDATE, addr, before=before,
                               after={**before, "roles": keep}, diff=[AttributeChange("roles", own, keep)],
-                              id=str(m["id"]), precondition=Precondition(digest=_digest(m))))
+                              id=str(m["id"]), precondition=Precondition(digest=digest(m))))
         else:
             out.append(Change(provider, "membership", key, Action.DELETE, addr, before=before, id=str(m["id"]),
-                              precondition=Precondition(digest=_digest(m))))
+                              precondition=Precondition(digest=digest(m))))
     return out, managed, ends
 
 

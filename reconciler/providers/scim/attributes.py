@@ -4,8 +4,6 @@ comparable attributes (the plan's before and after), and those attributes turned
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +12,7 @@ from reconciler.errors import (
     ReconcilerError,
 )
 from reconciler.plan.model import AttributeChange, Precondition
+from reconciler.providers.digest import digest as canonical_digest
 from reconciler.providers.scim.client import ENTERPRISE, USER, Capabilities
 
 # member field -> plan attribute key; enterprise attributes are keyed "enterprise:<name>"
@@ -172,7 +171,7 @@ def digest(res: dict[str, Any]) -> str:
     # meta changes with every write; a user's groups is derived (read-only, RFC 7643 §4.1.2) and changes
     # when a group it is in changes or goes, which is no change to the user itself
     clean = {k: v for k, v in res.items() if k not in ("meta", "groups")}
-    return hashlib.sha256(json.dumps(clean, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return canonical_digest(clean)
 
 
 def precondition(res: dict[str, Any], caps: Capabilities) -> Precondition:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import AuthError, ConflictError, ConnectError, NotFoundError, ProviderError, ReconcilerError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Change
-from reconciler.providers._http import current_address
+from reconciler.providers._http import Found, current_address
 from reconciler.providers.paths import seg
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import _JSON, LOST, BulkChunk, bulk_status
@@ -164,12 +164,13 @@ def _send(applier: ScimApplier, chunk: BulkChunk) -> tuple[dict[str, Any], bool]
     url = client.http._full("Bulk")
     try:
         r = client.http.request("POST", "Bulk", content=chunk.payload(), headers=client._headers(None),
-                                what=f"bulk write of {len(chunk.items)} operation(s) failed", recover=lambda: LOST)
+                                what=f"bulk write of {len(chunk.items)} operation(s) failed",
+                                recover=lambda: Found(LOST))
     except (AuthError, ConnectError) as exc:
         return {bid: exc for bid, _ in chunk.items}, False
     except ProviderError:
         return {}, False  # refused whole (too large, not understood here): each goes alone
-    if r is LOST:
+    if isinstance(r, Found):
         return {}, True
     try:
         body = r.json() if r.content else None

@@ -25,10 +25,12 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers._http import (
+    Found,
     Http,
     Recorder,
     build_client,
     ca_path,
+    found,
     raise_for_status,
 )
 from reconciler.providers.paging import Listing, Page, read_concurrent
@@ -304,23 +306,23 @@ class ScimClient:
         id) is answered by a lookup too."""
         what = f"cannot create {resource[:-1].lower()} {body.get('userName') or body.get('displayName') or ''}"
         r = self.http.request("POST", resource, json=body, headers=self._headers(None), ok=(409,),
-                              what=what.strip(), recover=lambda: _wrap(lookup()))
-        if isinstance(r, _Found):
-            return r.resource, True
+                              what=what.strip(), recover=lambda: found(lookup()))
+        if isinstance(r, Found):
+            return r.value, True
         if r.status_code == 409:
-            found = lookup()
-            if found is None and resource == "Users":
-                found = self.scan_user(str(body.get("userName", "")))
-            if found is not None:
-                return found, True
-            raise_for_status(r, what.strip() + ": it exists but cannot be found by its name")
+            existing = lookup()
+            if existing is None and resource == "Users":
+                existing = self.scan_user(str(body.get("userName", "")))
+            if existing is not None:
+                return existing, True
+            raise_for_status(r, what.strip() + ": it exists but cannot be existing by its name")
         data = _json(r)
         if not isinstance(data, dict) or "id" not in data:
-            found = lookup()  # a server that answers 201 with no body
-            if found is None:
+            existing = lookup()  # a server that answers 201 with no body
+            if existing is None:
                 raise ServerError(f"created {resource[:-1].lower()} but the server returned no id", "POST",
                                   self.http._full(resource), r.status_code)
-            return found, False
+            return existing, False
         return data, False
 
     def patch(self, resource: str, rid: str, ops: list[dict[str, Any]], etag: str | None = None) -> None:
@@ -424,13 +426,13 @@ class ScimClient:
             # the bytes that sized the chunk are the bytes sent: each operation is serialised once
             r = self.http.request("POST", "Bulk", content=bulk.payload(), headers=self._headers(None),
                                   what=f"bulk create of {len(chunk)} {resource.lower()} failed",
-                                  recover=lambda: LOST)
+                                  recover=lambda: Found(LOST))
         except (AuthError, ConnectError) as exc:
             return {bid: exc for bid, _ in chunk}
         except ProviderError:
             # the request as a whole was refused (too large, malformed for this server ...): one by one
             return self._one_by_one(resource, chunk)
-        if r is LOST:
+        if isinstance(r, Found):  # the answer was lost: each alone, each checked first
             return self._one_by_one(resource, chunk)
         body = _json(r)
         answered: dict[str, dict[str, Any]] = {}
@@ -475,14 +477,6 @@ class ScimClient:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{self.provider.name}") as pool:
             return dict(pool.map(one, chunk))
 
-
-@dataclass
-class _Found:
-    resource: dict[str, Any]
-
-
-def _wrap(found: dict[str, Any] | None) -> _Found | None:
-    return _Found(found) if found is not None else None
 
 
 def _json(r: httpx.Response) -> Any:
