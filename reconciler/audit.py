@@ -103,10 +103,13 @@ class AuditLog:
     def record(self, call: CallRecord) -> None:
         """A Recorder for Http: one line per call."""
         ok = call.status is not None and 200 <= call.status < 400
-        self.write({"event": "call", "provider": call.provider, "address": call.address or None,
-                    "action": self.actions.get(call.address), "method": call.method, "path": call.path,
-                    "status": call.status, "duration_ms": call.duration_ms, "attempt": call.attempt,
-                    "outcome": "ok" if ok else ("error: " + call.error if call.error else "failed")})
+        line: dict[str, Any] = {"event": "call", "provider": call.provider, "address": call.address or None,
+                                "action": self.actions.get(call.address), "method": call.method,
+                                "path": call.path, "status": call.status, "duration_ms": call.duration_ms,
+                                "attempt": call.attempt,
+                                "outcome": "ok" if ok else ("error: " + call.error if call.error else "failed")}
+        line["carries"] = list(call.carries)  # a Bulk request: the changes it carried (each one's calls list it)
+        self.write(line)
 
     def outcome(self, o: Outcome) -> None:
         """An apply observer: one line per change, with what it changed (never values: they may be
@@ -195,12 +198,14 @@ def matches(event: dict[str, Any], *, address: str | None = None, member: str | 
         if t < since:
             return False
     addr = str(event.get("address") or "")
-    if address is not None and addr != address:
+    carried = [str(a) for a in event.get("carries") or []] if kind == "call" else []
+    if address is not None and addr != address and address not in carried:
         return False
     if member is not None:
         email = member.lower()
         involved = addr.endswith(member_address_suffix(email)) or email in (event.get("members_added") or []) \
-            or email in (event.get("members_removed") or [])
+            or email in (event.get("members_removed") or []) \
+            or any(a.endswith(member_address_suffix(email)) for a in carried)
         if not involved:
             return False
     return True

@@ -49,6 +49,10 @@ last_read: contextvars.ContextVar[str] = contextvars.ContextVar("last_read", def
 
 # The address of the change being applied, for the audit log.
 current_address: contextvars.ContextVar[str] = contextvars.ContextVar("current_address", default="")
+# The changes one call carries, where it carries several (a SCIM Bulk request): the audit log lists the
+# call under each of them.
+current_addresses: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("current_addresses",
+                                                                                    default=())
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class CallRecord:
     error: str | None = None
     attempt: int = 1
     url: str = ""  # the full URL, query included (for `-v`; the audit log keeps the path only)
+    carries: tuple[str, ...] = ()  # the changes a Bulk call carries
 
 
 Recorder = Callable[[CallRecord], None]
@@ -291,7 +296,8 @@ class Http:
         if self.recorder is not None:
             path = urlsplit(url).path
             self.recorder(CallRecord(self.provider, current_address.get(), method, path, status,
-                                     round((time.perf_counter() - t0) * 1000, 2), error, attempt, url))
+                                     round((time.perf_counter() - t0) * 1000, 2), error, attempt, url,
+                                     current_addresses.get()))
 
     @overload
     def request(self, method: str, url: str, *, what: str = ..., ok: tuple[int, ...] = ...,

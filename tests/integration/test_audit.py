@@ -20,7 +20,7 @@ from tests.conftest import dump_yaml
 from tests.servers import ScimServer
 
 CALL_FIELDS = {"time", "actor", "commit", "plan_digest", "event", "provider", "address", "action", "method", "path",
-               "status", "duration_ms", "attempt", "outcome"}
+               "status", "duration_ms", "attempt", "outcome", "carries"}
 
 
 def run(*args: str) -> Result:

@@ -100,7 +100,8 @@ SCENARIO = [
     Step("reconciler audit [--member EMAIL]", ["audit", "--member", "carol@acme.io"],
          says=('scim.platform.user["carol@acme.io"]', "create", "update")),
     Step("reconciler audit --address 'scim.platform.group[\"appsec\"]' --since 30d", says=('group["appsec"]',)),
-    Step("reconciler audit --member alice@acme.io --calls", says=("PATCH",)),
+    # the ownership marks went in one Bulk request: listed under each change it carried
+    Step("reconciler audit --member alice@acme.io --calls", says=("POST /v2/Bulk -> 200",)),
     Step("reconciler audit --member alice@acme.io --json | jq .", ["audit", "--member", "alice@acme.io", "--json"],
          says=('"address": "scim.platform.user[\\"alice@acme.io\\"]"',)),
     Step("reconciler audit", ["audit", "--since", "1h"], says=("carol@acme.io",)),
@@ -117,6 +118,8 @@ SCENARIO = [
          ["usermaps", "import", "maps.csv", "--format", "csv", "--out", "imported-usermaps.yaml", "--config",
           "examples/usermaps"]),
     Step("reconciler sandbox scim --help", says=("--empty", "--port")),
+    Step("reconciler validate examples/quickstart", ["validate", str(ROOT / "examples" / "quickstart")],
+         says=("Configuration is valid: 3 file(s), 1 provider(s)",)),
     Step("reconciler demo", ["demo", "--no-color"], says=("No changes. The live systems match the configuration.",)),
 ]
 # Run by another test, as written there.
@@ -133,7 +136,7 @@ PARSED_ONLY = {
     "reconciler sandbox scim [--port 18451] [--empty]", "reconciler sandbox jira --flavour cloud|datacenter --port N",
     "reconciler usermaps resolve", "reconciler usermaps resolve CONFIG --connection NAME [--write]",
     "reconciler usermaps explain|resolve|export|import", "reconciler check", "reconciler show plan.json",
-    "reconciler audit", "reconciler demo", "reconciler plan", "reconciler apply",
+    "reconciler audit", "reconciler demo", "reconciler plan", "reconciler apply", "reconciler validate",
 }
 # Prose that starts with the word but is no command: a webhook's and a test issue's name.
 NOT_COMMANDS = {"reconciler <name>", "reconciler activation test: <name>"}

@@ -336,7 +336,8 @@ class ScimApplier:
 
         token = current_address.set(f"scim.{self.p.name}.bulk")
         try:
-            self.client.bulk_create(resource, items, on_chunk=chunk_done)
+            self.client.bulk_create(resource, items, on_chunk=chunk_done,
+                                    carries={bid: c.address for bid, c in by_bid.items()})
         finally:
             current_address.reset(token)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.errors import AuthError, ConflictError, ConnectError, NotFoundError, ProviderError, ReconcilerError
 from reconciler.execute import Outcome
 from reconciler.plan.model import Change
-from reconciler.providers._http import Found, current_address
+from reconciler.providers._http import Found, current_address, current_addresses
 from reconciler.providers.paths import seg
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import _JSON, LOST, BulkChunk, bulk_status
@@ -83,9 +83,11 @@ def run(applier: ScimApplier, changes: list[Change], prepare: Callable[[Change],
 
     def one_chunk(chunk: BulkChunk) -> None:
         token = current_address.set(f"scim.{client.provider.name}.bulk")
+        carried = current_addresses.set(tuple(by_bid[bid].change.address for bid, _ in chunk.items))
         try:
             results, lost = _send(applier, chunk)
         finally:
+            current_addresses.reset(carried)
             current_address.reset(token)
         for bid, _ in chunk.items:
             w = by_bid[bid]

@@ -30,6 +30,7 @@ from reconciler.providers._http import (
     Recorder,
     build_client,
     ca_path,
+    current_addresses,
     found,
     raise_for_status,
 )
@@ -396,19 +397,24 @@ class ScimClient:
         return max(1, min(ops, BULK_MAX_OPERATIONS)), max(1024, int(size * 0.95) - 256)
 
     def bulk_create(self, resource: str, items: list[tuple[str, dict[str, Any]]],
-                    on_chunk: Callable[[dict[str, BulkResult]], None] | None = None) \
-            -> dict[str, BulkResult]:
+                    on_chunk: Callable[[dict[str, BulkResult]], None] | None = None,
+                    carries: dict[str, str] | None = None) -> dict[str, BulkResult]:
         """Create many resources with ``POST /Bulk``, chunked to the provider's limits.
 
         ``items`` are (bulkId, body) pairs; the answer maps every bulkId to the new id, or to the error
         of that one operation. A Bulk request whose answer is lost (timeout, dropped connection, 5xx,
         429) is never sent again: its objects are looked up and only the missing ones are created,
-        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results.
+        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results;
+        ``carries`` (bulkId -> change address) names the changes each request carries, for the audit log.
         """
         out: dict[str, BulkResult] = {}
-        max_ops, max_bytes = self.bulk_limits()
+        max_ops, max_bytes, known = *self.bulk_limits(), carries or {}
         for chunk in bulk_chunks(resource, items, max_ops, max_bytes):
-            done = self._bulk_chunk(resource, chunk)
+            token = current_addresses.set(tuple(known[b] for b, _ in chunk.items if b in known))
+            try:
+                done = self._bulk_chunk(resource, chunk)
+            finally:
+                current_addresses.reset(token)
             out.update(done)
             if on_chunk is not None:
                 on_chunk(done)
