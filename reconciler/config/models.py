@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from reconciler.config.base import Item, Model, Name, check_email, check_http_url
 from reconciler.integrations.models import Connection, Integration
@@ -50,14 +50,26 @@ class OAuth2Auth(Model):
     """Sent as the 'audience' parameter where the authorization server wants one (Entra ID, Auth0)."""
     scope: str | None = None
     """Space-separated scopes to request, where the authorization server wants them."""
-    client_auth: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    client_auth: Literal["client_secret_basic", "client_secret_post", "auto"] = "client_secret_basic"
     """How the client ID and secret reach the token endpoint: HTTP Basic (client_secret_basic, the
-    RFC 6749 default every server accepts) or in the form body (client_secret_post)."""
+    RFC 6749 default every server accepts), in the form body (client_secret_post), or auto: as the
+    authorization server's metadata advertises (token_endpoint_auth_methods_supported; Basic preferred;
+    Basic where no metadata can be read)."""
+    metadata_url: str | None = None
+    """With client_auth auto: the authorization server's metadata document, where it is not at the token
+    endpoint's origin under /.well-known/oauth-authorization-server or /.well-known/openid-configuration
+    (an issuer with a path, e.g. https://id.example.com/realms/acme/.well-known/openid-configuration)."""
 
-    @field_validator("token_url")
+    @field_validator("token_url", "metadata_url")
     @classmethod
-    def _url(cls, v: str) -> str:
-        return check_http_url(v)
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else check_http_url(v)
+
+    @model_validator(mode="after")
+    def _metadata_for_auto(self) -> OAuth2Auth:
+        if self.metadata_url is not None and self.client_auth != "auto":
+            raise ValueError(f"metadata_url is read only with client_auth: auto (client_auth is {self.client_auth})")
+        return self
 
 
 Auth = Annotated[BearerAuth | BasicAuth | OAuth2Auth, Field(discriminator="type")]

@@ -29,6 +29,7 @@ from reconciler.errors import (
     ServerError,
 )
 from reconciler.providers.deadline import deadline_transport, request_deadline
+from reconciler.providers.oauth_meta import MAX_METADATA_BYTES, SUPPORTED, Choice, choose
 from reconciler.providers.retry import (
     RETRY_BUDGET_ENV,
     RetryBudget,
@@ -120,17 +121,25 @@ class OAuth2ClientCredentials(httpx.Auth):
 
     The client authenticates by HTTP Basic (``client_secret_basic``, RFC 6749 §2.3.1: the method every
     authorization server must support; the ID and secret form-encoded, then base64) unless
-    ``client_auth`` is ``client_secret_post`` (the ID and secret in the form body)."""
+    ``client_auth`` is ``client_secret_post`` (the ID and secret in the form body), or ``auto``: the method
+    the authorization server's metadata advertises (``oauth_meta``), read once before the first token."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: str, audience: str | None = None,
                  scope: str | None = None, transport: httpx.BaseTransport | None = None,
-                 verify: Any = True, timeout: float = 30.0, client_auth: str = "client_secret_basic") -> None:
+                 verify: Any = True, timeout: float = 30.0, client_auth: str = "client_secret_basic",
+                 metadata_url: str | None = None, where: str = "client_auth") -> None:
         check_url(token_url, "token_url")
-        if client_auth not in ("client_secret_basic", "client_secret_post"):
-            raise ProviderError(f"client_auth {client_auth!r}: write client_secret_basic or client_secret_post")
+        if client_auth not in ("auto", *SUPPORTED):
+            raise ProviderError(f"client_auth {client_auth!r}: write client_secret_basic, client_secret_post "
+                                "or auto")
+        if metadata_url:
+            check_url(metadata_url, "metadata_url")
         remember(client_secret)
         self.token_url, self.client_id, self.client_secret = token_url, client_id, client_secret
         self.audience, self.scope, self.client_auth = audience, scope, client_auth
+        self.metadata_url, self._where = metadata_url, where
+        # the method sent, and why; for auto, decided by the metadata before the first token request
+        self._choice: Choice | None = None if client_auth == "auto" else Choice(client_auth, "set in the config")
         # RFC 6749 §2.3.1: each part application/x-www-form-urlencoded before the base64; every derived
         # form (the pair, its base64, the header) is registered for redaction
         self._basic = remember_basic(quote(client_id, safe=""), quote(client_secret, safe=""))
@@ -139,10 +148,35 @@ class OAuth2ClientCredentials(httpx.Auth):
         self._expires = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def method(self) -> str:
+        """The client authentication method in use (for ``auto``, the one the metadata chose)."""
+        choice = self._chosen()
+        return choice.method if self.client_auth != "auto" else f"{choice.method}, by auto: {choice.reason}"
+
+    def _chosen(self) -> Choice:
+        if self._choice is None:
+            self._choice = choose(self.token_url, self.metadata_url, where=self._where, read=self._read_metadata)
+        return self._choice
+
+    def _read_metadata(self, url: str) -> Any:
+        """One public metadata document: no credential, no redirect, the config's CAs, the request's deadline,
+        at most MAX_METADATA_BYTES."""
+        check_url(url, "metadata_url")
+        transport = self._transport or deadline_transport(self._verify, httpx.Limits(max_connections=1))
+        client = httpx.Client(transport=transport, verify=self._verify, timeout=self._timeout, trust_env=False,
+                              follow_redirects=False, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
+        http = Http(client, "the OAuth authorization server's metadata", attempts=2, backoff=0.2, max_delay=1.0,
+                    max_body=MAX_METADATA_BYTES)
+        try:
+            return http.get_json(url)
+        finally:
+            http.close()
+
     def _fetch(self) -> str:
         data = {"grant_type": "client_credentials"}
         headers = {"Accept": "application/json"}
-        if self.client_auth == "client_secret_post":
+        if self._chosen().method == "client_secret_post":
             data |= {"client_id": self.client_id, "client_secret": self.client_secret}
         else:
             headers["Authorization"] = self._basic
@@ -159,7 +193,7 @@ class OAuth2ClientCredentials(httpx.Auth):
             raise ConnectError("cannot reach the OAuth token endpoint", "POST", self.token_url,
                                detail=type(exc).__name__) from None
         if r.status_code != 200:
-            raise AuthError(f"the OAuth token endpoint refused the client credentials (sent by {self.client_auth})",
+            raise AuthError(f"the OAuth token endpoint refused the client credentials (sent by {self.method})",
                             "POST", self.token_url, r.status_code, detail=_detail(r))
         try:
             body = r.json()

@@ -49,12 +49,21 @@ def https_server(cert: Path, key: Path) -> Iterator[tuple[str, list[str]]]:
             self.wfile.write(raw)
 
         def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             seen.append(self.path)
+            if b"client_secret=" in body:
+                seen.append("(the secret in the body)")
             self._send({"access_token": "issued-token-XYZ12345", "token_type": "Bearer", "expires_in": 3600})
 
         def do_GET(self) -> None:  # noqa: N802
             seen.append(self.path)
+            if self.path == "/.well-known/oauth-authorization-server":  # a post-only server's RFC 8414 metadata
+                if "Authorization" in self.headers:
+                    seen.append("(credentials sent for metadata)")
+                origin = f"https://{self.headers['Host']}"
+                self._send({"issuer": origin, "token_endpoint": f"{origin}/oauth/token",
+                            "token_endpoint_auth_methods_supported": ["client_secret_post"]})
+                return
             self._send({"totalResults": 0, "Resources": []})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -98,3 +107,20 @@ def test_ca_bundle_is_relative_to_the_config_and_trusted_by_the_token_request(
         assert client.http.get_json("Users") == {"totalResults": 0, "Resources": []}
         client.close()
     assert seen == ["/oauth/token", "/v2/Users"]
+
+
+def test_client_auth_auto_reads_the_metadata_over_the_private_ca(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = make_cert(tmp_path)
+    monkeypatch.setenv("OAUTH_SECRET", "client-secret-1234567")
+    with https_server(cert, key) as (url, seen):
+        p = ScimProvider.model_validate({
+            "name": "p", "type": "scim", "base_url": f"{url}/v2", "ca_bundle": str(cert),
+            "auth": {"type": "oauth2", "token_url": f"{url}/oauth/token", "client_id": "reconciler",
+                     "client_secret": "${env:OAUTH_SECRET}", "client_auth": "auto"}})
+        client = connect(p, attempts=1)
+        assert client.http.get_json("Users") == {"totalResults": 0, "Resources": []}
+        client.close()
+    # the metadata was read over TLS trusting ca_bundle, with no credential, and its choice was followed
+    assert seen == ["/.well-known/oauth-authorization-server", "/oauth/token", "(the secret in the body)",
+                    "/v2/Users"]

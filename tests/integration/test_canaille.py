@@ -118,6 +118,23 @@ def test_client_secret_post_is_refused_by_a_basic_client_and_says_how_it_was_sen
     assert "invalid_client" in r.output and canaille.secret not in r.output
 
 
+def test_client_auth_auto_reads_canailles_metadata_and_picks_basic(canaille: Canaille, tmp_path: Path) -> None:
+    # Canaille publishes RFC 8414 metadata listing client_secret_basic, private_key_jwt, client_secret_post
+    # and none, but its client-credentials grant (authlib's) accepts Basic alone, whatever the client is
+    # registered for: auto prefers Basic, so it works here (the body is refused, above)
+    with httpx.Client() as h:
+        doc = h.get(canaille.root + "/.well-known/oauth-authorization-server", timeout=10).json()
+    assert doc["token_endpoint"] == canaille.token_url
+    assert {"client_secret_basic", "client_secret_post"} <= set(doc["token_endpoint_auth_methods_supported"])
+    prov = provider(canaille)
+    prov["auth"]["client_auth"] = "auto"
+    r = run("check", str(write(tmp_path / "cfg", prov)))
+    assert r.exit_code == 0, r.output
+    assert (f"issued a token (client_secret_basic, by auto: advertised by "
+            f"{canaille.root}/.well-known/oauth-authorization-server)") in r.output
+    assert "credentials accepted" in r.output and canaille.secret not in r.output
+
+
 def test_revoked_token_is_refreshed_once(canaille: Canaille, tmp_path: Path) -> None:
     cfg = write(tmp_path / "cfg", provider(canaille))
     p = load_config(cfg).providers[0]

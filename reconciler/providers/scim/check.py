@@ -42,7 +42,7 @@ def check_provider(p: ScimProvider, session: Session) -> CheckResult:
         # the token endpoint is a server of its own: its failure is named as such
         try:
             auth.token()
-            res.steps.append(("token", True, f"{auth.token_url} issued a token ({auth.client_auth})"))
+            res.steps.append(("token", True, f"{auth.token_url} issued a token ({auth.method})"))
         except ReconcilerError as exc:
             res.steps.append(("token", False, str(exc)))
             return res

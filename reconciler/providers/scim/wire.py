@@ -28,6 +28,7 @@ def auth_for(p: ScimProvider, transport: httpx.BaseTransport | None, base_dir: s
     secret = resolve(a.client_secret, where("client_secret"), base_dir)
     return OAuth2ClientCredentials(a.token_url, a.client_id, secret, a.audience, a.scope,
                                    transport=transport, timeout=p.timeout, client_auth=a.client_auth,
+                                   metadata_url=a.metadata_url, where=where("client_auth"),
                                    verify=ca_context(ca_path(p, base_dir)))  # the token request trusts it too
 
 
