@@ -30,6 +30,8 @@ from reconciler.errors import (
 )
 from reconciler.providers.deadline import deadline_transport, request_deadline
 from reconciler.providers.oauth_meta import MAX_METADATA_BYTES, SUPPORTED, Choice, choose
+from reconciler.providers.recovery import Found as Found
+from reconciler.providers.recovery import found as found
 from reconciler.providers.retry import (
     RETRY_BUDGET_ENV,
     RetryBudget,
@@ -280,19 +282,6 @@ def raise_for_status(r: httpx.Response, what: str = "request failed") -> None:
 
 def _safe_url(url: httpx.URL) -> str:
     return redact(str(url.copy_with(query=None)))
-
-
-@dataclass(frozen=True)
-class Found:
-    """What a lost attempt turned out to have done, found by ``recover`` before a retry: ``Http.request``
-    returns it instead of a response (the object a create made, or a sentinel the caller gave)."""
-
-    value: Any
-
-
-def found(value: Any | None) -> Found | None:
-    """``recover``'s answer for a lookup: the object a lost create made, or None (not made: retry)."""
-    return Found(value) if value is not None else None
 
 
 class Http:
