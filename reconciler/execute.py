@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -22,6 +22,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 from reconciler.secrets import redact
+from reconciler.threads import Pool
 
 
 @dataclass
@@ -148,7 +149,7 @@ class Workers:
         self.size = max(1, size)
         self.name = name
         self.ledger = ledger
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Pool | None = None
 
     def __enter__(self) -> Workers:
         return self
@@ -170,7 +171,7 @@ class Workers:
                 on_done(run_one(c, step, self.ledger))
             return
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix=self.name)
+            self._pool = Pool(max_workers=self.size, thread_name_prefix=self.name)
         pending: Iterator[Change] = iter(changes)
         lock = threading.Lock()
         broken = threading.Event()

@@ -132,14 +132,15 @@ MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, Overfl
 def malformed_answers(prefix: str) -> Iterator[None]:
     """A live system's answer that its reader could not make sense of (a field missing, of the wrong type) is
     one line naming the system, the field or the fault, and the URL last read; never an internal error."""
-    token = last_read.set("")
+    box = [""]
+    token = last_read.set(box)
     try:
         yield
     except MALFORMED as exc:
         what = f"field {exc.args[0]!r} is missing" if isinstance(exc, KeyError) and exc.args else \
             redact(" ".join(str(exc).split()))[:160] or type(exc).__name__
         raise ServerError(f"{prefix.rstrip('.')}: a server's answer is malformed ({type(exc).__name__}: {what})",
-                          "GET" if last_read.get() else "", last_read.get()) from None
+                          "GET" if box[0] else "", box[0]) from None
     finally:
         last_read.reset(token)
 

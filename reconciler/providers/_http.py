@@ -47,8 +47,9 @@ USER_AGENT = f"reconciler/{__version__}"
 
 # The most a response body may hold (decoded); past it the answer is refused, never buffered whole.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# The URL of the last JSON answer read in this context, for an answer found malformed after it was parsed.
-last_read: contextvars.ContextVar[str] = contextvars.ContextVar("last_read", default="")
+# Where a plan records the URL of the last JSON answer it read, for an answer found malformed after it was
+# parsed: one box per system's plan, shared by the threads its reads run on (reconciler.threads.Pool).
+last_read: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("last_read", default=None)
 
 # The address of the change being applied, for the audit log.
 current_address: contextvars.ContextVar[str] = contextvars.ContextVar("current_address", default="")
@@ -417,7 +418,9 @@ class Http:
 
     def get_json(self, url: str, **kw: Any) -> Any:
         r = self.request("GET", url, **kw)
-        last_read.set(_safe_url(r.request.url))
+        box = last_read.get()
+        if box is not None:
+            box[0] = _safe_url(r.request.url)
         try:
             return r.json()
         except ValueError:

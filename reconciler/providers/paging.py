@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from reconciler.errors import ServerError
+from reconciler.threads import Pool
 
 # No list reconciler reads needs more pages than this (2,000,000 objects at 100 a page); a server that
 # keeps answering past it is answering something else.
@@ -113,7 +113,7 @@ def _one_read(fetch: Callable[[int], Page], *, page_size: int, url: str, workers
         items, n = read_pages(fetch, page_size=page_size, url=url, key=key, first=first)
         return Listing(items, n)
     offsets = [k * size for k in range(1, needed)]
-    with ThreadPoolExecutor(max_workers=min(workers, len(offsets)), thread_name_prefix="page") as pool:
+    with Pool(max_workers=min(workers, len(offsets)), thread_name_prefix="page") as pool:
         rest = list(pool.map(fetch, offsets))
     seen: set[Hashable] = set()
     out = _fresh(first.items, seen, key)
@@ -175,6 +175,6 @@ def in_parallel(jobs: list[Callable[[], T]], name: str) -> list[T]:
     several fail, the first failure in that order is raised (the one a sequential run would have met)."""
     if len(jobs) <= 1:
         return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix=name) as pool:
+    with Pool(max_workers=len(jobs), thread_name_prefix=name) as pool:
         futures = [pool.submit(job) for job in jobs]
     return [f.result() for f in futures]

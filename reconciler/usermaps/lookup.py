@@ -10,7 +10,6 @@ two accounts, a hidden email or an inactive account are reported, never guessed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from reconciler.config.models import Config, Member
 from reconciler.errors import ReconcilerError
 from reconciler.providers._http import BearerToken, Http, build_client, ca_path
 from reconciler.secrets import resolve
+from reconciler.threads import Pool
 from reconciler.usermaps.resolve import connections, identities_for, mapped_identities
 
 Status = Literal["found", "ambiguous", "hidden", "inactive", "not-found", "claimed", "deactivated-member"]
@@ -135,7 +135,7 @@ def resolve_missing(config: Config, connection: str, *, http: Http | None = None
 
     # a few searches at once (Jira rate-limits; Http retries a 429 after its Retry-After), reported in
     # config order; the first error stops the searches not yet started
-    pool = ThreadPoolExecutor(max_workers=min(LOOKUPS_AT_ONCE, len(todo)), thread_name_prefix="usermaps-resolve")
+    pool = Pool(max_workers=min(LOOKUPS_AT_ONCE, len(todo)), thread_name_prefix="usermaps-resolve")
     try:
         for r in pool.map(one, todo):
             out.append(r)

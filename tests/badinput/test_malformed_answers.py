@@ -81,3 +81,40 @@ def test_an_oauth_expires_in_that_is_not_a_number_is_one_line(tmp_path: Path) ->
                                     "client_secret": "${env:TOK}"})
     assert "the OAuth token endpoint answered with expires_in 'soon', not a number of seconds" in line, line
     assert f"{url}/oauth/token" in line
+
+
+def test_a_malformed_answer_read_on_a_worker_thread_still_names_a_url(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jira's reads that do not depend on each other run at once on threads of their own: the line still
+    says which server's answers it was reading (the URL last read), as a sequential read's does."""
+    import httpx
+
+    from reconciler.sandbox import jira as sandbox
+    from tests.badinput.test_imposter import forward
+
+    state = sandbox.new_state("datacenter")
+    with httpx.Client(transport=sandbox.transport(state), base_url="http://jira.invalid", trust_env=False) as up:
+        real = forward(up)
+
+        def lying(method: str, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+            if path.split("?")[0].endswith("/project/SEC"):
+                return 200, ["a list where a project belongs"]
+            return real(method, path, headers)
+
+        with imposter(lying) as (url, _):
+            d = tmp_path / "j"
+            d.mkdir()
+            import json
+            (d / "c.yaml").write_text(json.dumps({
+                "connections": [{"name": "dc", "type": "jira-datacenter", "base_url": url, "timeout": 5,
+                                 "token": "${env:JIRA_TOKEN}"}],
+                "members": [{"email": "alice@acme.io"}],
+                "user_maps": [{"member": "alice@acme.io", "identities": {"dc": "alice"}}],
+                "integrations": [{"name": "web", "program": "acme-web", "connection": "dc", "project": "SEC",
+                                  "issue_type": "Bug", "priorities": {"high": "High"}}]}))
+            monkeypatch.setenv("JIRA_TOKEN", sandbox.DC_TOKEN)
+            r = CliRunner().invoke(main, ["plan", str(d)])
+    assert r.exit_code == 1, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "malformed" in lines[0], r.output
+    assert url in lines[0], lines[0]  # which server: the URL last read

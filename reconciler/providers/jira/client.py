@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +18,7 @@ from reconciler.providers._http import BasicAuth, BearerToken, Found, Http, buil
 from reconciler.providers.paging import Page, read_pages
 from reconciler.providers.paths import seg
 from reconciler.secrets import resolve
+from reconciler.threads import Pool
 
 CLOUD_PAGE = 100
 USER_CHUNK = 50  # account IDs per /user/bulk call (keeps the URL short)
@@ -35,7 +35,7 @@ def concurrently(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
     todo = list(items)
     if len(todo) <= 1:
         return [fn(x) for x in todo]
-    with ThreadPoolExecutor(max_workers=min(LOOKUP_WORKERS, len(todo)), thread_name_prefix="jira-read") as pool:
+    with Pool(max_workers=min(LOOKUP_WORKERS, len(todo)), thread_name_prefix="jira-read") as pool:
         return list(pool.map(fn, todo))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,7 @@ from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import _JSON, LOST, BulkChunk, bulk_status
 from reconciler.providers.scim.client import PATCH_OP
 from reconciler.secrets import redact
+from reconciler.threads import Pool
 
 if TYPE_CHECKING:
     from reconciler.providers.scim.apply import ScimApplier
@@ -100,7 +100,7 @@ def run(applier: ScimApplier, changes: list[Change], prepare: Callable[[Change],
                 applier._done(Outcome(w.change, True, None, (time.perf_counter() - t0) * 1000))
 
     workers = max(1, min(client.provider.concurrency, len(chunks)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{client.provider.name}") as pool:
+    with Pool(max_workers=workers, thread_name_prefix=f"bulk-{client.provider.name}") as pool:
         for f in [pool.submit(one_chunk, ch) for ch in chunks]:
             f.result()
 

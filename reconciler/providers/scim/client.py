@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +51,7 @@ from reconciler.providers.scim.bulk import (
 from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
 from reconciler.providers.scim.wire import auth_for, form_refused, listed
+from reconciler.threads import Pool
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -223,7 +223,7 @@ class ScimClient:
         return self.http.get_json(resource, params=q, what=what)
 
     def read(self) -> LiveState:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"read-{self.provider.name}") as pool:
+        with Pool(max_workers=2, thread_name_prefix=f"read-{self.provider.name}") as pool:
             users_f = pool.submit(self.listing, "Users")
             groups_f = pool.submit(self.listing, "Groups")
             users, groups = users_f.result(), groups_f.result()
@@ -480,7 +480,7 @@ class ScimClient:
                 return bid, exc
 
         workers = max(1, min(self.provider.concurrency, len(chunk)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"bulk-{self.provider.name}") as pool:
+        with Pool(max_workers=workers, thread_name_prefix=f"bulk-{self.provider.name}") as pool:
             return dict(pool.map(one, chunk))
 
 

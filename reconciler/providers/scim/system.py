@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from reconciler.providers.scim.attributes import address
 from reconciler.providers.scim.check import check_provider
 from reconciler.providers.scim.client import Capabilities, ScimClient, client_for
 from reconciler.providers.scim.plan import ProviderPlan, plan_provider
+from reconciler.threads import Pool
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -41,7 +41,7 @@ def plan_one(session: Session, p: ScimProvider) -> ProviderPlan:
     """Read one provider (discovery, paged lists, /Schemas where a team schema needs it) and plan it."""
     client = client_for(session, p.name)
     if p.page_size:  # the lists need nothing from discovery: all three at once
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as pool:
+        with Pool(max_workers=1, thread_name_prefix="discover") as pool:
             discovered = pool.submit(client.discover)
             try:
                 live = client.read()
@@ -203,7 +203,7 @@ def _map(fn: Callable[[Change], dict[str, Any] | None], items: list[Change], wor
         -> list[dict[str, Any] | None]:
     if workers <= 1 or len(items) <= 1:
         return [fn(c) for c in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="precondition") as pool:
+    with Pool(max_workers=min(workers, len(items)), thread_name_prefix="precondition") as pool:
         return list(pool.map(fn, items))
 
 
