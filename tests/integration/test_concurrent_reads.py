@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,37 @@ def test_a_server_that_answers_every_offset_with_the_first_page_gives_that_page_
     assert [u["id"] for u in live.users] == [u["id"] for u in first]
     assert live.changed == []
     assert asked == 1 + 3  # the first page, then the three others its total promises, at once
+
+
+@pytest.mark.parametrize("page_size", [PAGE, None])
+def test_schemas_are_read_beside_the_lists(scim: ScimServer, write_config: Callable[..., Path],
+                                           page_size: int | None) -> None:
+    """/Schemas and /ResourceTypes do not wait for the list pages (with or without a page size of the
+    provider's own), and the plan is the same."""
+    seed(scim, 30, 5)
+    spans: list[tuple[str, float, float]] = []  # (resource, start, end) of each call
+
+    class Spans(httpx.BaseTransport):
+        inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            start = time.monotonic()
+            what = request.url.path.rsplit("/", 1)[-1]
+            if what in ("Schemas", "ResourceTypes", "Users", "Groups"):
+                time.sleep(0.1)  # calls made at once overlap here; calls made one after another never do
+            r = self.inner.handle_request(request)
+            r.read()
+            spans.append((what, start, time.monotonic()))
+            return r
+
+    options = {"page_size": page_size} if page_size else {}
+    cfg = write_config(scim.base_url, concurrency=2, **options)
+    with Session(load_config(cfg), transports={"platform": Spans()}) as s:
+        beside = s.plan()
+    with Session(load_config(cfg)) as s:
+        alone = s.plan()
+    assert [c.address for c in beside.changes] == [c.address for c in alone.changes]
+    schemas = [sp for sp in spans if sp[0] == "Schemas"]
+    lists = [sp for sp in spans if sp[0] in ("Users", "Groups")]
+    assert len(schemas) == 1 and lists
+    assert any(a < schemas[0][2] and schemas[0][1] < b for _, a, b in lists)

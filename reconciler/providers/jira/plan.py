@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler.errors import NotFoundError
+from reconciler.errors import NotFoundError, ProviderError
 from reconciler.integrations.models import Integration
 from reconciler.plan.model import Action, Change, JiraProperty, JiraTestIssue, Precondition
 from reconciler.providers.digest import digest
@@ -70,8 +70,22 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             each += [(self.client.statuses, (i.project,))] if i.statuses else []
             each += [(self.client.role_ids, (i.project,))] if i.team_roles else []
         self.prefetch(each + [(self.webhook_list, ())])
+        self.prefetch([r for i in ints for r in self._screen_read(i)])
+        # every integration checked first (its problems kept aside), then the test-issue reads of those that
+        # check out made at once, then each planned in order: the plan is that of one integration after another
+        checked = []
         for i in ints:
-            self._plan_integration(i)
+            n_problems = len(self.out.problems)
+            state = self._check_integration(i)
+            checked.append((i, state, self.out.problems[n_problems:]))
+            del self.out.problems[n_problems:]
+        ready = [(i, state) for i, state, found in checked if state is not None and not found]
+        self.prefetch([r for i, state in ready for r in self._marker_read(i, state[0])])
+        self.prefetch([r for i, state in ready for r in self._test_issue_read(i, state[0])])
+        for i, state, found in checked:
+            self.out.problems += found
+            if state is not None and not found:
+                self._finish_integration(i, *state)
         if not self.out.problems:
             self._plan_removed(ints)
             self._plan_role_changes()
@@ -125,16 +139,69 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         self.problem(i, "project", f"project '{i.project}' does not exist in {self.conn.name} or the integration "
                                    f"user cannot browse it; {_choices(self.live.project_keys)}")
 
-    def _plan_integration(self, i: Integration) -> None:
-        n_problems = len(self.out.problems)
+    def _screen_read(self, i: Integration) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+        """The create-screen read ``_check_integration`` will make for ``i``, from what the first reads
+        answered (none when one of those failed: the planner meets that failure itself)."""
+        try:
+            project = self.read(self.client.project, i.project)
+            if project is None or project.get("key") != i.project:
+                return []
+            recorded = self.read(self.client.get_property, i.project, i.property_key)
+            have = self.read(self.client.permissions, i.project, tuple(k for k, _ in self._needs(i)))
+        except ProviderError:
+            return []
+        types = [t for t in project.get("issueTypes") or [] if not t.get("subtask")]
+        it = _by_name(types).get(i.issue_type)
+        rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+        if it is None or not have.get("CREATE_ISSUES") or not (i.priorities or self._creates(i, rec)):
+            return []
+        return [(self.client.create_fields, (i.project, str(it["id"])))]
+
+    def _creates(self, i: Integration, rec: dict[str, Any]) -> bool:
+        """Whether the activation test issue is still to be made."""
+        return i.test_issue and not rec.get("testIssueCreated") \
+            and TEST_ISSUE_PROPERTY_PREFIX + i.name not in (self.property_keys_of(i.project) or [])
+
+    def _marker_read(self, i: Integration, recorded: Any) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+        """The read of the property recording the test issue that ``_plan_test_issue`` will make, if any."""
+        if not self._looks_for_test_issue(i, recorded):
+            return []
+        prop = TEST_ISSUE_PROPERTY_PREFIX + i.name
+        return [(self.client.get_property, (i.project, prop))] if prop in (self.property_keys_of(i.project) or []) \
+            else []
+
+    @staticmethod
+    def _looks_for_test_issue(i: Integration, recorded: Any) -> bool:
+        created = isinstance(recorded, dict) and bool(recorded.get("testIssueCreated"))
+        return i.test_issue and not (created and not i.delete_test_issue)
+
+    def _test_issue_read(self, i: Integration, recorded: Any) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+        """The issue read ``_plan_test_issue`` will make after its marker: by key, or else by label."""
+        if not self._looks_for_test_issue(i, recorded):
+            return []
+        if not self._marker_read(i, recorded):
+            return [(self.client.labelled_issues, (i.project, TEST_LABEL_PREFIX + i.name))]
+        try:
+            marker = self.read(self.client.get_property, i.project, TEST_ISSUE_PROPERTY_PREFIX + i.name)
+        except ProviderError:
+            return []
+        made = marker.get("issue") if isinstance(marker, dict) else None
+        key = str(made.get("key") or "") if isinstance(made, dict) else ""
+        if key:
+            return [(self.client.issue, (key,))] if i.delete_test_issue else []
+        return [(self.client.labelled_issues, (i.project, TEST_LABEL_PREFIX + i.name))]
+
+    def _check_integration(self, i: Integration) -> tuple[Any, dict[str, Any], dict[str, int]] | None:
+        """What an integration names checked against the live Jira (problems said); its recorded property,
+        the settings it should record and its role ids, or None when its project is missing or moved."""
         project = self.read(self.client.project, i.project)
         if project is None:
             self._project_missing(i)
-            return
+            return None
         if project.get("key") != i.project:
             self.problem(i, "project", f"project '{i.project}' has moved: Jira now calls it '{project.get('key')}' "
                                        f"(id {project.get('id')}); write project: {project.get('key')}")
-            return
+            return None
         recorded = self.read(self.client.get_property, i.project, i.property_key)
         rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
 
@@ -184,13 +251,15 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             settings["teamRoles"] = {}
         # permissions, then what the create screen of the issue type offers (it needs Create issues)
         have = self._check_permissions(i)
-        creates = i.test_issue and not rec.get("testIssueCreated") \
-            and TEST_ISSUE_PROPERTY_PREFIX + i.name not in (self.property_keys_of(i.project) or [])
+        creates = self._creates(i, rec)
         if it is not None and have.get("CREATE_ISSUES") and (i.priorities or creates):
             self._check_create_screen(i, str(it["id"]), settings, rec, creates)
-        if len(self.out.problems) > n_problems:
-            return  # no changes for an integration that does not check out
+        return recorded, settings, role_ids
 
+    def _finish_integration(self, i: Integration, recorded: Any, settings: dict[str, Any],
+                            role_ids: dict[str, int]) -> None:
+        """The changes of an integration that checks out: its test issue, roles, departures and webhook."""
+        rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
         test_changes, exists = self._plan_test_issue(i, settings, bool(rec.get("testIssueCreated")))
         settings["testIssueCreated"] = exists
         self.out.changes += test_changes
@@ -222,9 +291,8 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         priority scheme allows for the issue type), and, when the activation test issue is still to be made,
         the fields it sets against the screen and the screen's required fields against the fields it sets."""
         try:
-            if (i.project, type_id) not in self.live.create_fields:  # integrations may share a screen
-                self.live.create_fields[(i.project, type_id)] = self.client.create_fields(i.project, type_id)
-            fields = {str(f.get("fieldId")): f for f in self.live.create_fields[(i.project, type_id)]}
+            # integrations may share a screen: read once per plan
+            fields = {str(f.get("fieldId")): f for f in self.read(self.client.create_fields, i.project, type_id)}
         except NotFoundError:
             self.problem(i, "issue_type", f"issue type '{i.issue_type}' cannot be created in {i.project}: Jira "
                                           "has no create screen for it")
@@ -299,19 +367,19 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         refs = JiraTestIssue(project=i.project, label=label)
         # the issue it made is recorded, by key, in a project property written as soon as it was created
         prop = TEST_ISSUE_PROPERTY_PREFIX + i.name
-        marker = self.client.get_property(i.project, prop) if prop in (self.property_keys_of(i.project) or []) \
-            else None
+        marker = self.read(self.client.get_property, i.project, prop) \
+            if prop in (self.property_keys_of(i.project) or []) else None
         made = marker.get("issue") if isinstance(marker, dict) else None
         key = str(made.get("key") or "") if isinstance(made, dict) else ""
         if key:
-            issue = self.client.issue(key) if i.delete_test_issue else None
+            issue = self.read(self.client.issue, key) if i.delete_test_issue else None
             if issue is not None:
                 before = {"key": issue.get("key"), "project": i.project, "label": label}
                 return [Change(self.conn.name, "test_issue", i.name, Action.DELETE, a, before=before,
                                id=str(issue.get("key")), payload=refs)], True
             return [], True  # created once (and perhaps deleted since): never again
         # no key recorded (an issue made before keys were, or records lost): its label is all there is left
-        found = self.client.labelled_issues(i.project, label)
+        found = self.read(self.client.labelled_issues, i.project, label)
         if found and i.delete_test_issue:
             issue = found[0]
             before = {"key": issue.get("key"), "project": i.project, "label": label}

@@ -40,20 +40,32 @@ PREFIX = "scim."
 def plan_one(session: Session, p: ScimProvider) -> ProviderPlan:
     """Read one provider (discovery, paged lists, /Schemas where a team schema needs it) and plan it."""
     client = client_for(session, p.name)
-    if p.page_size:  # the lists need nothing from discovery: all three at once
-        with Pool(max_workers=1, thread_name_prefix="discover") as pool:
-            discovered = pool.submit(client.discover)
+
+    def schema() -> Exception | None:
+        """/Schemas (and /ResourceTypes): what the provider stores decides what is planned (scim/fit.py).
+        Read while the lists are; a failure is raised where it was met when it came after them."""
+        try:
+            client.schema()
+        except Exception as exc:
+            return exc
+        return None
+
+    with Pool(max_workers=1, thread_name_prefix="discover") as pool:
+        if p.page_size:  # the lists need nothing from discovery: discovery, then /Schemas, beside the lists
+            discovered = pool.submit(lambda: (client.discover(), schema()))
             try:
                 live = client.read()
             except Exception:
                 discovered.result()  # discovery's failure is the one named, as when it went first
                 raise
-            caps = discovered.result()
-    else:
-        caps = client.discover()
-        live = client.read()
+        else:  # the page size comes from discovery: the lists after it, /Schemas beside them
+            caps = client.discover()
+            discovered = pool.submit(lambda: (caps, schema()))
+            live = client.read()
+        caps, schema_error = discovered.result()
+    if schema_error is not None:
+        raise schema_error
     session.live[p.name] = {"users": len(live.users), "groups": len(live.groups), "page_size": client.page_size()}
-    client.schema()  # what the provider stores decides what is planned (scim/fit.py)
     schemas = client.schemas() if p.team_schema is not None else None
     planned = plan_provider(session.config, p, live, caps, schemas)
     for resource in live.changed:
