@@ -137,3 +137,28 @@ def test_pages_shorter_than_the_first_midway_are_read_again_one_after_another() 
 
     got = paging.read_concurrent(fetch, page_size=10, url="http://127.0.0.1/x", workers=4)
     assert [o["id"] for o in got.items] == [o["id"] for o in objects] and not got.changed
+
+
+def test_redmine_record_search_with_fresh_results_under_a_huge_total_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redmine's search for record pages pages the same way as every list: bounded by the total it gave
+    (pages <= total / page size + 1) and by the hard cap, in one line naming the URL."""
+    from reconciler.integrations.models import RedmineConnection
+    from reconciler.providers.redmine import connect as redmine_connect
+
+    monkeypatch.setattr(paging, "MAX_PAGES", 25)
+    n = iter(range(10**9))
+
+    def endless(path: str, q: dict[str, str]) -> dict[str, Any]:
+        return {"total_count": 10**12, "results": [
+            {"type": "wiki-page", "url": f"/projects/p{next(n)}/wiki/Reconciler_integration_x"} for _ in range(25)]}
+
+    monkeypatch.setenv("REDMINE_KEY", "k" * 40)
+    with imposter(endless) as (url, asked):
+        conn = RedmineConnection.model_validate({"name": "r", "type": "redmine", "base_url": url,
+                                                 "api_key": "${env:REDMINE_KEY}"})
+        client = redmine_connect(conn, attempts=1)
+        with pytest.raises(ServerError, match="the list never ends: 25 pages read") as err:
+            client.record_pages()
+        client.close()
+    assert len(asked) == 25
+    assert "search.json" in str(err.value) and "\n" not in str(err.value)

@@ -147,22 +147,28 @@ class RedmineClient:
     def record_pages(self) -> list[tuple[str, str]]:
         """(project identifier, title) of every record page reconciler wrote, in every project: Redmine's
         search over wiki page titles is one paged call across projects (offset / limit / total_count)."""
-        out: list[tuple[str, str]] = []
-        offset = 0
-        while True:
+        def fetch(offset: int) -> Page:
             body = self.get("search.json", {"q": RECORD_PREFIX, "wiki_pages": "1", "titles_only": "1",
                                             "offset": str(offset), "limit": str(self.page_size)},
                             "cannot search the record pages")
-            results = [r for r in body.get("results") or [] if isinstance(r, dict)]
-            for r in results:
-                m = _RECORD_URL.search(str(r.get("url", "")))
-                if r.get("type") == "wiki-page" and m:
-                    title = unquote(m.group("title"))
-                    if title.startswith(RECORD_PREFIX):  # the search matches anywhere, in any case
-                        out.append((unquote(m.group("project")), title))
-            offset += len(results)
-            if not results or offset >= int(body.get("total_count") or 0):
-                return sorted(set(out))
+            total = body.get("total_count") if isinstance(body, dict) else None
+            if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+                raise ServerError(f"the answer to search.json: total_count is {str(total)[:40]!r}, not a count",
+                                  "GET", self.http._full("search.json"))
+            return Page([r for r in body.get("results") or [] if isinstance(r, dict)], total)
+
+        # bounded as every list is (paging.read_pages): by the total it gave and a hard cap, a page of
+        # nothing new ends it
+        results, _ = read_pages(fetch, page_size=self.page_size, url=self.http._full("search.json"),
+                                key=lambda r: str(r.get("url", "")))
+        out: list[tuple[str, str]] = []
+        for r in results:
+            m = _RECORD_URL.search(str(r.get("url", "")))
+            if r.get("type") == "wiki-page" and m:
+                title = unquote(m.group("title"))
+                if title.startswith(RECORD_PREFIX):  # the search matches anywhere, in any case
+                    out.append((unquote(m.group("project")), title))
+        return sorted(set(out))
 
     def find_user(self, login: str) -> dict[str, Any] | None:
         body = self.get("users.json", {"name": login, "status": ""}, f"cannot search user {login}")
