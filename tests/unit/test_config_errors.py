@@ -255,3 +255,17 @@ def test_file_reference_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "token.txt").write_text("file-token-123\n")
     client = connect(config.providers[0], base_dir=str(tmp_path))
     client.close()
+
+
+def test_the_file_limit_holds_a_hundred_thousand_members(tmp_path: Path) -> None:
+    """The size gate is for hostile files, not large orgs: 100,000 members with a name, a title and a
+    department each (as bench/ writes them, about 11 MB in one file) pass it."""
+    line = ("  - email: member-{i:06d}@acme.io\n    given_name: Given{i}\n    family_name: Family{i}\n"
+            "    title: Senior Application Security Engineer\n    department: Product Security {d}\n")
+    path = tmp_path / "members.yaml"
+    with path.open("w") as fh:
+        fh.write("members:\n")
+        for i in range(100_000):
+            fh.write(line.format(i=i, d=i % 50))
+    assert path.stat().st_size > 10_000_000
+    assert len(yamlpos.read(path, "members.yaml")) == path.stat().st_size
