@@ -13,7 +13,8 @@ from pathlib import Path
 
 # The limits, one per kind of file (docs/security.md lists them).
 SECRET_FILE_BYTES = 64 * 1024
-PLAN_FILE_BYTES = 64 * 1024 * 1024
+# a plan that onboards 100,000 members and 10,000 teams into an empty provider is 69 MB (110,000 creates)
+PLAN_FILE_BYTES = 256 * 1024 * 1024
 USERMAP_FILE_BYTES = 50 * 1024 * 1024
 CHUNK = 1024 * 1024
 

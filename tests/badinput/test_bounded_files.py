@@ -79,6 +79,19 @@ def test_show_refuses_a_saved_plan_past_the_limit(tmp_path: Path) -> None:
     assert f"the limit is {PLAN_FILE_BYTES:,} bytes" in one_error_line(out)
 
 
+def test_the_plan_limit_holds_the_plan_that_onboards_a_hundred_thousand_members(tmp_path: Path) -> None:
+    """The size gate is for hostile files, not large orgs: the saved plan that onboards 100,000 members and
+    10,000 teams into an empty provider is 69 MB (110,000 creates, measured); one of 70 MB passes the gate
+    and is then read as JSON (here: not JSON, so that is the one error)."""
+    big = tmp_path / "plan.json"
+    with big.open("wb") as fh:
+        fh.truncate(70 * 1000 * 1000)  # sparse
+    code, out = run("show", str(big), cwd=tmp_path)
+    assert code == 1
+    line = one_error_line(out)
+    assert "the limit is" not in line and "not a readable saved plan" in line, line
+
+
 @pytest.mark.parametrize("source", ["/dev/zero", "fifo"])
 def test_usermaps_import_refuses_devices_and_fifos(source: str, tmp_path: Path) -> None:
     path = Path(source)
