@@ -21,8 +21,8 @@ import yaml
 from reconciler.errors import ConfigError, Diagnostic
 from reconciler.files import FileRefused, read_limited
 
-# 100,000 members written one per entry are about 11 MB (bench/): the limit leaves room for 5x that
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# 100,000 members written one per entry are 11-17 MB (bench/): the limit leaves room for twice that
+MAX_FILE_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 2_000_000
 MAX_NUMBER_CHARS = 40
