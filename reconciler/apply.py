@@ -1,8 +1,7 @@
-"""Execute a Plan: every live system applies its own changes, in the order the registry lists them.
-
-Each system keeps its own dependency order (SCIM: new teams, members, memberships, removals last),
-runs independent changes concurrently, and reports one outcome per change; a failed change does not
-stop the independent ones. See ``reconciler.contract``.
+"""Execute a Plan: every live system turns its changes into steps of one graph, and one runner makes
+them (``reconciler.execute.Graph``): what a step needs first, across systems too, ends first; steps of
+different providers and connections run at once, each pool bounded by its concurrency; one outcome per
+change; a failed change does not stop the independent ones. See ``reconciler.contract``.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from typing import Any
 
 from reconciler.contract import Observer
 from reconciler.errors import ApplyError
-from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Ledger, Outcome, interruptible
-from reconciler.plan.model import Change, Plan
+from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Graph, Ledger, Outcome, interruptible
+from reconciler.plan.model import Plan
 from reconciler.providers.registry import SYSTEMS
 from reconciler.session import Session
 
@@ -51,36 +50,58 @@ def apply_plan(session: Session, plan: Plan, observer: Observer | None = None) -
 
 
 def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> ApplyResult:
-    """Every change ends in exactly one outcome: one a system did not report (an action or kind it has no
-    way to apply), or whose address no system owns, is a failure that says so, never silence."""
+    """Every system adds its steps to one graph, and one runner makes them all. Every change ends in
+    exactly one outcome: one a system did not report (an action or kind it has no way to apply), or
+    whose address no system owns, is a failure that says so, never silence; after a stop, each change
+    that did not start says so."""
     result = ApplyResult()
     session.ledger = Ledger()
-    owned: set[str] = set()
-    for system in SYSTEMS:
-        mine = [c for c in plan.changes if c.address.startswith(system.prefix)]
-        owned.update(c.address for c in mine)
-        if not mine:
-            continue
-        outcomes = system.apply(session, mine, observer)
-        for o in outcomes:  # what a system reported without the executor (a Bulk request's parts ...)
-            session.ledger.record(o)
-        reported = {o.change.address for o in outcomes}
-        result.outcomes += outcomes
-        for c in mine:
-            if c.address not in reported:
-                result.outcomes.append(_unapplied(c, f"{system.prefix.rstrip('.')} has no way to apply a "
-                                                     f"{c.action.value} of a {c.kind}", observer))
+    graph = Graph(session.ledger)
+    slots: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def report(o: Outcome) -> None:
+        """An outcome, as its step ends; a change reported twice (a team made by one step and completed
+        by a later one) keeps its last outcome, in the place of its first."""
+        session.ledger.record(o)
+        with lock:
+            slot = slots.setdefault(o.change.address, len(result.outcomes))
+            if slot == len(result.outcomes):
+                result.outcomes.append(o)
+            else:
+                result.outcomes[slot] = o
+        if observer is not None:
+            observer(o)
+
+    owned: dict[str, str] = {}
+    finish: list[Callable[[], None]] = []
+    try:
+        for system in SYSTEMS:
+            mine = [c for c in plan.changes if c.address.startswith(system.prefix)]
+            owned.update((c.address, system.prefix) for c in mine)
+            if mine:
+                done = system.steps(session, mine, graph, report)
+                if done is not None:
+                    finish.append(done)
+        graph.run()
+    finally:
+        for f in finish:
+            f()
+    stopped = STOP.is_set()
     for c in plan.changes:
+        if c.address in slots:
+            continue
         if c.address not in owned:
-            result.outcomes.append(_unapplied(c, "no live system owns this address", observer))
+            why = "not applied: no live system owns this address"
+        elif stopped:
+            why = NOT_STARTED
+        else:
+            why = f"not applied: {owned[c.address].rstrip('.')} has no way to apply a {c.action.value} of a {c.kind}"
+        o = Outcome(c, False, why)
+        result.outcomes.append(o)
+        if observer is not None:
+            observer(o)
     return result
-
-
-def _unapplied(c: Change, why: str, observer: Observer | None) -> Outcome:
-    o = Outcome(c, False, f"not applied: {why}")
-    if observer is not None:
-        observer(o)
-    return o
 
 
 def apply_interruptibly(session: Session, plan: Plan, observer: Observer | None, audit: Any,

@@ -1,8 +1,9 @@
 """The contract every live system implements (SCIM providers, Jira, Redmine), and what the steps share.
 
 A live system takes part in every command the same way: ``plan`` reads its live state (all of its I/O)
-and turns desired and live state into changes whose addresses start with its ``prefix``; ``apply``
-makes one plan's changes of this system and reports one outcome each; ``check`` is the "Test
+and turns desired and live state into changes whose addresses start with its ``prefix``; ``steps``
+turns one plan's changes of this system into steps of the apply's one graph (what each needs first,
+which pool bounds it), each reporting one outcome per change; ``check`` is the "Test
 connection" of each of its connections; ``stale`` re-reads what a saved plan's changes touch and names
 each one that moved since. The session, apply, saved plans and the CLI go through this contract only;
 ``reconciler.providers.registry.SYSTEMS`` lists the systems, in the order their changes are applied.
@@ -18,7 +19,7 @@ from reconciler.plan.model import Change
 
 if TYPE_CHECKING:
     from reconciler.config.models import Config
-    from reconciler.execute import Outcome
+    from reconciler.execute import Graph, Outcome
     from reconciler.session import Session
 
 Observer = Callable[["Outcome"], None]
@@ -66,7 +67,12 @@ class LiveSystem(Protocol):
 
     def plan(self, session: Session) -> PlanPart: ...
 
-    def apply(self, session: Session, changes: list[Change], observer: Observer | None) -> list[Outcome]: ...
+    def steps(self, session: Session, changes: list[Change], graph: Graph,
+              report: Observer) -> Callable[[], None] | None:
+        """Add the steps that make this plan's ``changes`` of this system to ``graph`` (connecting its
+        clients now, no write yet); each change's outcome goes to ``report`` as its step ends. The
+        callable returned, if any, runs once the graph has run (to close what it opened)."""
+        ...
 
     def check(self, session: Session) -> list[CheckResult]: ...
 

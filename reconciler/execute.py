@@ -1,28 +1,30 @@
-"""Running the changes of a plan, one step at a time: what every provider's applier shares.
+"""The one executor of every apply: a graph of steps, across every live system, run by one runner.
 
-A step runs with its change's address set for the audit log, is timed, and a
-ReconcilerError becomes a failed Outcome (named in the apply summary) instead
-of stopping the steps that do not depend on it.
+Each system turns its changes into steps (``Graph``): what must end first (``after``, and the
+``depends_on`` of the changes a step reports), and the pool whose size bounds how many of its steps
+run at once. A change's step runs with its address set for the audit log, is timed, and a
+ReconcilerError becomes a failed Outcome (named in the apply summary) instead of stopping the steps
+that do not depend on it; a change whose dependency failed is skipped, and says which (``Ledger``).
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 from reconciler.secrets import redact
-from reconciler.threads import Pool
 
 
 @dataclass
@@ -137,65 +139,187 @@ def _run(c: Change, step: Callable[[Change], Any]) -> Outcome:
         current_address.reset(token)
 
 
-class Workers:
-    """At most ``size`` steps at once, on threads started once and shared by every phase of an apply.
+def _one(c: Change, fn: Callable[[Change], Any], on_done: Callable[[Outcome], None], ledger: Ledger) -> None:
+    on_done(run_one(c, fn, ledger))
 
-    A pool per phase starts its threads again each time, which costs more than a phase of a few
-    changes takes; and a future per change costs more than the lock a worker takes to pick its next
-    change. A phase of one change (or ``size`` 1) runs in the calling thread.
+
+@dataclass(eq=False)
+class Step:
+    """One step of an apply: the work of one change, or of a batch (a Bulk request), or nothing (a
+    gate that ends when the steps it comes after have ended). ``changes`` are those whose outcome this
+    step reports: a change that depends on one of them (``depends_on``) waits for this step."""
+
+    pool: str | None
+    work: Callable[[], Any] | None
+    changes: tuple[Change, ...] = ()
+    after: list[Step] = field(default_factory=list)
+    waiting: int = 0
+    then: list[Step] = field(default_factory=list)
+
+
+class Graph:
+    """Every step of one apply, across every system, and the one runner that makes them.
+
+    A step starts once every step it comes ``after`` has ended, and every step that reports a change
+    its own changes depend on (their ``depends_on``, across systems too); at most a pool's size of a
+    pool's steps run at once (a pool per SCIM provider and per tracker connection, sized by its
+    ``concurrency``), and steps of different pools at the same time. A ReconcilerError is the failed
+    outcome of its change (the step's own work reports it); anything else is a bug: no step starts
+    after it, the ones running end, and it is raised. After a stop (``STOP``) no step starts either;
+    the apply reports what did not start.
     """
 
-    def __init__(self, size: int, name: str, ledger: Ledger | None = None) -> None:
-        self.size = max(1, size)
-        self.name = name
-        self.ledger = ledger
-        self._pool: Pool | None = None
+    def __init__(self, ledger: Ledger | None = None) -> None:
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.steps: list[Step] = []
+        self.sizes: dict[str, int] = {}
 
-    def __enter__(self) -> Workers:
-        return self
+    def pool(self, name: str, size: int) -> str:
+        self.sizes[name] = max(1, size)
+        return name
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+    def add(self, pool: str, work: Callable[[], Any], changes: Iterable[Change] = (),
+            after: Iterable[Step | None] = ()) -> Step:
+        if pool not in self.sizes:
+            raise KeyError(f"no pool {pool!r}")
+        s = Step(pool, work, tuple(changes), [a for a in after if a is not None])
+        self.steps.append(s)
+        return s
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+    def each(self, pool: str, changes: Iterable[Change], fn: Callable[[Change], Any],
+             on_done: Callable[[Outcome], None], after: Iterable[Step | None] = ()) -> list[Step]:
+        """A step per change: ``fn`` makes it (run_one: skipped when a dependency failed), ``on_done``
+        gets its outcome."""
+        gates = [a for a in after if a is not None]
+        ledger = self.ledger
+        return [self.add(pool, functools.partial(_one, c, fn, on_done, ledger), (c,), gates) for c in changes]
 
-    def run(self, changes: list[Change], step: Callable[[Change], Any], on_done: Callable[[Outcome], None]) -> None:
-        """Run ``step`` on every change; ``on_done`` sees each outcome as it ends. An exception that is
-        not a ReconcilerError (a bug) stops the changes not yet started and is raised here."""
-        n = min(self.size, len(changes))
-        if n <= 1:
-            for c in changes:
-                on_done(run_one(c, step, self.ledger))
-            return
-        if self._pool is None:
-            self._pool = Pool(max_workers=self.size, thread_name_prefix=self.name)
-        pending: Iterator[Change] = iter(changes)
+    def gate(self, after: Iterable[Step | None]) -> Step:
+        """A step that does nothing and ends when every step of ``after`` has ended."""
+        s = Step(None, None, (), [a for a in after if a is not None])
+        self.steps.append(s)
+        return s
+
+    def phases(self, pool: str, phases: Iterable[tuple[list[Change], Callable[[Change], Any]]],
+               on_done: Callable[[Outcome], None], after: Iterable[Step | None] = ()) -> list[Step]:
+        """Phases of one pool, each after every step of the ones before: the order a system needs
+        beyond what its changes' ``depends_on`` say. Returns every step made."""
+        made: list[Step] = []
+        last: list[Step | None] = list(after)
+        for changes, fn in phases:
+            if not changes:
+                continue
+            steps = self.each(pool, changes, fn, on_done, [self.gate(last)] if made else last)
+            made += steps
+            last = list(steps)
+        return made
+
+    def _link(self) -> None:
+        reports = {c.address: s for s in self.steps for c in s.changes}
+        for s in self.steps:
+            before = {id(a): a for a in s.after}
+            for c in s.changes:
+                for d in c.depends_on:
+                    t = reports.get(d)
+                    if t is not None and t is not s:
+                        before[id(t)] = t
+            s.waiting = len(before)
+            for t in before.values():
+                t.then.append(s)
+        # a loop would leave its steps waiting for ever: find it now (a bug in a system's steps)
+        left = {id(s): s.waiting for s in self.steps}
+        free = [s for s in self.steps if s.waiting == 0]
+        ended = 0
+        while free:
+            s = free.pop()
+            ended += 1
+            for n in s.then:
+                left[id(n)] -= 1
+                if left[id(n)] == 0:
+                    free.append(n)
+        if ended != len(self.steps):
+            raise RuntimeError(f"{len(self.steps) - ended} apply steps wait on each other in a loop")
+
+    def run(self) -> None:
+        """Run every step; return when all have ended, or after a stop or a bug once those running end."""
+        self._link()
         lock = threading.Lock()
-        broken = threading.Event()
+        ready: dict[str, deque[Step]] = {p: deque() for p in self.sizes}
+        wake = {p: threading.Condition(lock) for p in self.sizes}
+        settled = threading.Condition(lock)
+        state = {"left": len(self.steps), "running": 0}
+        broken: list[BaseException] = []
+        closed = threading.Event()
 
-        def drain() -> None:
-            while not broken.is_set():
+        def ended(s: Step) -> None:  # under the lock
+            stack = [s]
+            while stack:
+                x = stack.pop()
+                state["left"] -= 1
+                for n in x.then:
+                    n.waiting -= 1
+                    if n.waiting == 0:
+                        if n.pool is None:
+                            stack.append(n)
+                        else:
+                            ready[n.pool].append(n)
+                            wake[n.pool].notify()
+            if state["left"] == 0:
+                settled.notify_all()
+
+        def over() -> bool:  # under the lock
+            return closed.is_set() or state["left"] == 0 or bool(broken) or STOP.is_set()
+
+        def worker(pool: str) -> None:
+            queue = ready[pool]
+            while True:
                 with lock:
-                    c = next(pending, None)
-                if c is None:
-                    return
+                    while not queue and not over():
+                        wake[pool].wait()
+                    if over():
+                        return
+                    s = queue.popleft()
+                    state["running"] += 1
                 try:
-                    on_done(run_one(c, step, self.ledger))
-                except BaseException:
-                    broken.set()
-                    raise
+                    assert s.work is not None
+                    s.work()
+                except BaseException as exc:  # a bug: stop starting steps, let the running ones end
+                    with lock:
+                        broken.append(exc)
+                        state["running"] -= 1
+                        for c in wake.values():
+                            c.notify_all()
+                        settled.notify_all()
+                    return
+                with lock:
+                    state["running"] -= 1
+                    ended(s)
 
-        futures: list[Future[None]] = [self._pool.submit(drain) for _ in range(n)]
-        wait(futures)  # every worker has stopped before this phase ends, even when one broke
-        for f in futures:
-            f.result()
-
-
-def run_changes(changes: list[Change], step: Callable[[Change], Any], *, workers: int, name: str,
-                on_done: Callable[[Outcome], None], ledger: Ledger | None = None) -> None:
-    """Run ``step`` on every change, at most ``workers`` at once; ``on_done`` sees each outcome as it ends."""
-    with Workers(workers, name, ledger) as w:
-        w.run(changes, step, on_done)
+        with lock:
+            for s in [s for s in self.steps if s.waiting == 0]:  # taken before any ends: ended() frees more
+                if s.pool is None:
+                    ended(s)
+                else:
+                    ready[s.pool].append(s)
+        counts: dict[str, int] = {}
+        for s in self.steps:
+            if s.pool is not None:
+                counts[s.pool] = counts.get(s.pool, 0) + 1
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker, pool),
+                                    name=f"apply-{pool}-{i}", daemon=True)
+                   for pool, n in counts.items() for i in range(min(n, self.sizes[pool]))]
+        for t in threads:
+            t.start()
+        try:
+            with lock:
+                while not (state["left"] == 0 or ((broken or STOP.is_set()) and state["running"] == 0)):
+                    settled.wait(0.1)  # a stop is a flag a signal handler sets: look at it now and then
+        finally:
+            with lock:
+                closed.set()
+                for c in wake.values():
+                    c.notify_all()
+            for t in threads:
+                t.join()
+        if broken:
+            raise broken[0]

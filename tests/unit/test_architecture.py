@@ -143,7 +143,7 @@ def test_modules_stay_small() -> None:
 
 def test_every_system_implements_the_contract_and_owns_its_prefix() -> None:
     methods = [m for m in dir(LiveSystem) if not m.startswith("_")] + list(LiveSystem.__annotations__)
-    assert set(methods) >= {"plan", "apply", "check", "select", "stale", "prefix"}
+    assert set(methods) >= {"plan", "steps", "check", "select", "stale", "prefix"}
     for system in SYSTEMS:
         missing = [m for m in methods if not hasattr(system, m)]
         assert not missing, (type(system).__name__, missing)

@@ -1,19 +1,20 @@
-"""reconciler.execute: the worker threads every applier runs its changes on."""
+"""reconciler.execute: the one graph runner every apply goes through, whatever the systems."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from reconciler.errors import ReconcilerError
-from reconciler.execute import Ledger, Outcome, Workers, run_changes
+from reconciler.execute import STOP, Graph, Outcome, Step
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 
 
-def _changes(n: int) -> list[Change]:
-    return [Change("p", "user", f"u{i}@acme.io", Action.CREATE, f'scim.p.user["u{i}@acme.io"]', after={})
+def _changes(n: int, system: str = "scim.p") -> list[Change]:
+    return [Change("p", "user", f"u{i}@acme.io", Action.CREATE, f'{system}.user["u{i}@acme.io"]', after={})
             for i in range(n)]
 
 
@@ -26,13 +27,15 @@ def test_every_change_runs_once_with_its_address_set() -> None:
             seen.append((c.key, current_address.get()))
 
     outcomes: list[Outcome] = []
-    run_changes(_changes(50), step, workers=8, name="t", on_done=outcomes.append)
+    g = Graph()
+    g.each(g.pool("p", 8), _changes(50), step, outcomes.append)
+    g.run()
     assert sorted(seen) == sorted((c.key, c.address) for c in _changes(50))
     assert len(outcomes) == 50 and all(o.ok for o in outcomes)
     assert current_address.get() == ""
 
 
-def test_size_changes_run_at_once_and_no_more() -> None:
+def test_a_pool_runs_its_size_at_once_and_no_more() -> None:
     barrier = threading.Barrier(4, timeout=30)  # breaks (and the test fails) unless 4 run together
     running = 0
     most = 0
@@ -48,32 +51,41 @@ def test_size_changes_run_at_once_and_no_more() -> None:
             running -= 1
 
     outcomes: list[Outcome] = []
-    with Workers(4, "t") as w:
-        w.run(_changes(12), step, outcomes.append)
+    g = Graph()
+    g.each(g.pool("p", 4), _changes(12), step, outcomes.append)
+    g.run()
     assert [o.error for o in outcomes if not o.ok] == []
     assert most == 4
 
 
-def test_the_threads_are_started_once_for_every_phase() -> None:
-    threads: set[threading.Thread] = set()
+def test_steps_of_different_pools_run_at_the_same_time() -> None:
+    """Two systems (two pools of size 1) are not applied one after the other: each step waits for the
+    other to have started, which only works if they run at once."""
+    barrier = threading.Barrier(2, timeout=30)
+    outcomes: list[Outcome] = []
+    g = Graph()
+    g.each(g.pool("scim.p", 1), _changes(1), lambda c: barrier.wait(), outcomes.append)
+    g.each(g.pool("jira.j", 1), _changes(1, "jira.j"), lambda c: barrier.wait(), outcomes.append)
+    g.run()
+    assert [o.ok for o in outcomes] == [True, True]
+
+
+def test_a_step_starts_after_the_steps_it_comes_after_have_ended() -> None:
+    order: list[str] = []
     lock = threading.Lock()
 
-    def step(c: Change) -> None:
+    def note(name: str, pause: float = 0.0) -> None:
+        time.sleep(pause)
         with lock:
-            threads.add(threading.current_thread())
+            order.append(name)
 
-    with Workers(3, "t") as w:
-        for _ in range(5):
-            w.run(_changes(9), step, lambda o: None)
-    assert threading.main_thread() not in threads
-    assert 1 <= len(threads) <= 3  # a pool per phase would have started up to 15
-
-
-def test_a_single_change_runs_in_the_calling_thread() -> None:
-    where: list[threading.Thread] = []
-    with Workers(8, "t") as w:
-        w.run(_changes(1), lambda c: where.append(threading.current_thread()), lambda o: None)
-    assert where == [threading.current_thread()]
+    g = Graph()
+    pool = g.pool("p", 4)
+    first = [g.add(pool, lambda i=i: note(f"a{i}", 0.05)) for i in range(3)]  # type: ignore[misc]
+    gate = g.gate(first)
+    g.add(pool, lambda: note("b"), after=[gate])
+    g.run()
+    assert order[-1] == "b" and sorted(order[:3]) == ["a0", "a1", "a2"]
 
 
 def test_a_reconciler_error_fails_its_change_only() -> None:
@@ -82,14 +94,16 @@ def test_a_reconciler_error_fails_its_change_only() -> None:
             raise ReconcilerError("no such team, token=abc")
 
     outcomes: list[Outcome] = []
-    run_changes(_changes(6), step, workers=3, name="t", on_done=outcomes.append)
+    g = Graph()
+    g.each(g.pool("p", 3), _changes(6), step, outcomes.append)
+    g.run()
     failed = [o for o in outcomes if not o.ok]
     assert [o.change.key for o in failed] == ["u3@acme.io"]
     assert failed[0].error is not None and "no such team" in failed[0].error
     assert len(outcomes) == 6
 
 
-def test_a_bug_stops_the_changes_not_started_and_is_raised() -> None:
+def test_a_bug_stops_the_steps_not_started_and_is_raised() -> None:
     started: list[str] = []
     lock = threading.Lock()
     failing = threading.Event()
@@ -102,35 +116,85 @@ def test_a_bug_stops_the_changes_not_started_and_is_raised() -> None:
             raise RuntimeError("bug")
         failing.wait(30)  # the other worker is busy until the bug happens
 
+    g = Graph()
+    g.each(g.pool("p", 2), _changes(200), step, lambda o: None)
     with pytest.raises(RuntimeError, match="bug"):
-        with Workers(2, "t") as w:
-            w.run(_changes(200), step, lambda o: None)
+        g.run()
     assert "u0@acme.io" in started
     assert len(started) < 200
 
 
-def test_a_change_whose_dependency_failed_is_skipped_and_says_which() -> None:
-    """The executor, not each applier, skips what depends on a failure; independent changes still run,
-    and a change that depends on one that was skipped is skipped in turn."""
+def test_after_a_stop_no_step_starts() -> None:
+    started: list[str] = []
+
+    def step(c: Change) -> None:
+        started.append(c.key)
+        STOP.set()
+
+    g = Graph()
+    g.each(g.pool("p", 1), _changes(20), step, lambda o: None)
+    try:
+        g.run()
+    finally:
+        STOP.clear()
+    assert started == ["u0@acme.io"]
+
+
+def test_depends_on_orders_the_steps_and_a_failure_skips_what_needs_it() -> None:
+    """No phases: the graph orders b after a and c after b from their ``depends_on`` alone (listed in
+    reverse, on a pool that could run them all at once); a change whose dependency failed is skipped,
+    and one that depends on a skipped one is skipped in turn; independent ones still run."""
     a, b, c, d = (Change("p", "user", k, Action.CREATE, f'scim.p.user["{k}"]', after={}, depends_on=deps)
                   for k, deps in (("a", ()), ("b", ('scim.p.user["a"]',)), ("c", ('scim.p.user["b"]',)),
                                   ("d", ())))
     ran: list[str] = []
 
     def step(x: Change) -> None:
+        time.sleep(0.02)
         ran.append(x.key)
         if x.key == "a":
             raise ReconcilerError("refused")
 
-    ledger = Ledger()
     outcomes: list[Outcome] = []
-    for phase in ([a, d], [b], [c]):
-        run_changes(phase, step, workers=2, name="t", on_done=outcomes.append, ledger=ledger)
+    g = Graph()
+    g.each(g.pool("p", 4), [c, b, d, a], step, outcomes.append)
+    g.run()
     by = {o.change.key: o for o in outcomes}
     assert sorted(ran) == ["a", "d"]
     assert by["b"].error == 'skipped: depends on scim.p.user["a"], which failed'
     assert by["c"].error == 'skipped: depends on scim.p.user["b"], which failed'
     assert by["d"].ok and not by["a"].ok
+    assert [o.change.key for o in outcomes].index("c") > [o.change.key for o in outcomes].index("b")
+
+
+def test_depends_on_orders_steps_across_pools() -> None:
+    """A change of one system that depends on a change of another waits for it."""
+    made = Change("p", "user", "a", Action.CREATE, 'scim.p.user["a"]', after={})
+    order: list[str] = []
+
+    def slow(c: Change) -> None:
+        time.sleep(0.05)
+        order.append(c.address)
+
+    g = Graph()
+    g.each(g.pool("scim.p", 1), [made], slow, lambda o: None)
+    later = Change("j", "user", "b", Action.CREATE, 'jira.j.user["b"]', after={}, depends_on=['scim.p.user["a"]'])
+    g.each(g.pool("jira.j", 1), [later], lambda c: order.append(c.address), lambda o: None)
+    g.run()
+    assert order == ['scim.p.user["a"]', 'jira.j.user["b"]']
+
+
+def test_steps_that_wait_on_each_other_are_a_bug_found_before_anything_runs() -> None:
+    ran: list[str] = []
+    g = Graph()
+    pool = g.pool("p", 2)
+    x = g.add(pool, lambda: ran.append("x"))
+    y = g.add(pool, lambda: ran.append("y"), after=[x])
+    x.after.append(y)
+    assert isinstance(y, Step)
+    with pytest.raises(RuntimeError, match="2 apply steps wait on each other in a loop"):
+        g.run()
+    assert ran == []
 
 
 def test_a_change_cannot_depend_on_itself_nor_a_plan_on_what_it_lacks() -> None:
@@ -140,3 +204,24 @@ def test_a_change_cannot_depend_on_itself_nor_a_plan_on_what_it_lacks() -> None:
     lonely = Change("p", "user", "a", Action.CREATE, "x", after={}, depends_on=["y"])
     with pytest.raises(ValueError, match="x: depends on y, which is not in the plan"):
         Plan(changes=[lonely])
+
+
+def test_gates_free_at_the_start_end_once_and_free_what_follows_once() -> None:
+    # a gate with nothing before it, a gate after it, a step after both: each ends once, the run ends
+    seen: list[str] = []
+    g = Graph()
+    pool = g.pool("p", 2)
+    first = g.gate([])
+    second = g.gate([first])
+    g.each(pool, _changes(3), lambda c: seen.append(c.key), lambda o: None, [second, first])
+    g.gate([])  # a gate that nothing follows
+    done = threading.Event()
+
+    def run() -> None:
+        g.run()
+        done.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert done.wait(30), "the run never ended"
+    assert sorted(seen) == ["u0@acme.io", "u1@acme.io", "u2@acme.io"]

@@ -14,6 +14,7 @@ import respx
 
 from reconciler.config.models import ScimProvider
 from reconciler.errors import AuthError, ConnectError, ServerError
+from reconciler.execute import ApplyResult, Graph
 from reconciler.plan.model import Action, AttributeChange, Change
 from reconciler.providers.scim import PATCH_OP, USER, ScimClient, connect, user_body, user_ops
 from reconciler.providers.scim.apply import ScimApplier
@@ -90,7 +91,10 @@ def test_provider_without_patch_gets_put(client: ScimClient, api: respx.MockRout
     change = Change("platform", "user", "alice@acme.io", Action.UPDATE, 'scim.platform.user["alice@acme.io"]',
                     before={**after, "name.givenName": "Al"}, after=after,
                     diff=[AttributeChange("name.givenName", "Al", "Alice")], id="1")
-    result = ScimApplier(client).run([change])
+    result = ApplyResult()
+    graph = Graph()
+    ScimApplier(client, result.outcomes.append).steps(graph, [change])
+    graph.run()
     assert result.failures == {}
     sent = json.loads(put.calls.last.request.content)
     assert "id" not in sent and "meta" not in sent

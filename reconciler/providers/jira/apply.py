@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
-from reconciler.execute import Ledger, Outcome, run_changes
+from reconciler.execute import Graph, Outcome
 from reconciler.plan.model import Action, Change, JiraProperty, JiraRole, JiraTestIssue, JiraWebhook
 from reconciler.providers.digest import digest
 from reconciler.providers.jira.client import JiraClient
@@ -37,40 +35,23 @@ class ConnectionApplier:
     A removed integration's record goes after the role grants it lists (a failed revoke keeps the record, so
     a re-run finds what is left), and its webhook last: until then the webhook's name still leads to it."""
 
-    def __init__(self, client: JiraClient, observer: Callable[[Any], None] | None,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(self, client: JiraClient, report: Callable[[Outcome], None]) -> None:
         self.client = client
-        self.ledger = ledger
-        self.observer = observer
-        self.outcomes: list[Any] = []
-        self._lock = threading.Lock()
+        self.report = report
 
-    def run(self, changes: list[Change]) -> list[Any]:
+    def steps(self, graph: Graph, pool: str, changes: list[Change]) -> None:
+        """The connection's changes as steps of ``graph``, phase after phase (a declared webhook after its
+        integration's record; removals after what is kept); what must succeed first is each change's
+        ``depends_on``, which the executor's ledger checks."""
         def removal(c: Change) -> bool:
             return (c.kind == "integration" and c.action is Action.DELETE) or (
                 isinstance(c.payload, JiraWebhook) and c.payload.integration is not None)
-        phases = [[c for c in changes if c.kind == "project_role"], [c for c in changes if c.kind == "test_issue"],
-                  [c for c in changes if c.kind == "integration" and not removal(c)],
-                  [c for c in changes if c.kind == "webhook" and not removal(c)],
-                  [c for c in changes if c.kind == "integration" and removal(c)],
-                  [c for c in changes if c.kind == "webhook" and removal(c)]]
-        fns = {"project_role": self._role, "test_issue": self._test_issue, "integration": self._property,
-               "webhook": self._webhook}
-        for mine in phases:
-            run_changes(mine, functools.partial(self._step, fns=fns), workers=4, name="apply-jira",
-                        on_done=self._done, ledger=self.ledger)
-        return self.outcomes
-
-    def _step(self, c: Change, *, fns: Mapping[str, Callable[[Change], None]]) -> None:
-        # what it depends on (its test issue, the revokes its record lists, a removed integration's record
-        # before its webhook) the executor's ledger has checked
-        fns[c.kind](c)
-
-    def _done(self, o: Outcome) -> None:
-        with self._lock:
-            self.outcomes.append(o)
-        if self.observer is not None:
-            self.observer(o)
+        fns: dict[str, Callable[[Change], None]] = {"project_role": self._role, "test_issue": self._test_issue,
+                                                   "integration": self._property, "webhook": self._webhook}
+        kinds = (("project_role", False), ("test_issue", False), ("integration", False), ("webhook", False),
+                 ("integration", True), ("webhook", True))
+        graph.phases(pool, [([c for c in changes if c.kind == kind and removal(c) is gone], fns[kind])
+                            for kind, gone in kinds], self.report)
 
     @staticmethod
     def _stale(c: Change, live: Any) -> None:

@@ -12,7 +12,7 @@ from reconciler.errors import (
     ProviderError,
     ReconcilerError,
 )
-from reconciler.execute import Outcome
+from reconciler.execute import Graph, Outcome
 from reconciler.integrations.models import JiraConnection
 from reconciler.plan.model import Change
 from reconciler.plan.safety import check_removals
@@ -64,22 +64,30 @@ class JiraPlanner:
             raise PlanError(f"{len(total.problems)} integration problem(s) found in the live Jira:", total.problems)
         return total
 
-    def apply(self, session: Any, changes: list[Change], observer: Callable[[Any], None] | None) -> list[Any]:
-        out: list[Any] = []
+    def steps(self, session: Any, changes: list[Change], graph: Graph,
+              report: Callable[[Outcome], None]) -> Callable[[], None] | None:
         conns = {c.name: c for c in jira_connections(session.config)}
-        for name in sorted({c.provider for c in changes}):
-            conn = conns.get(name)
-            mine = [c for c in changes if c.provider == name]
-            if conn is None:
-                for c in mine:
-                    out.append(Outcome(c, False, f"connection '{name}' is not in the config"))
-                continue
-            client = self._connect(session, conn)
-            try:
-                out += ConnectionApplier(client, observer, session.ledger).run(mine)
-            finally:
+        clients: list[JiraClient] = []
+        try:
+            for name in sorted({c.provider for c in changes}):
+                conn = conns.get(name)
+                mine = [c for c in changes if c.provider == name]
+                if conn is None:
+                    for c in mine:
+                        report(Outcome(c, False, f"connection '{name}' is not in the config"))
+                    continue
+                client = self._connect(session, conn)
+                clients.append(client)
+                ConnectionApplier(client, report).steps(graph, graph.pool(f"{PREFIX}{name}", 4), mine)
+        except BaseException:
+            for client in clients:
                 client.close()
-        return out
+            raise
+
+        def close() -> None:
+            for client in clients:
+                client.close()
+        return close
 
     def select(self, changes: list[Change], targets: list[str], config: Config) -> list[Change]:
         return select_by_prefix(changes, targets, config)

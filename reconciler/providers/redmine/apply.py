@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from reconciler.errors import NotFoundError, ReconcilerError, StalePlanError
-from reconciler.execute import Ledger, Outcome, run_changes
+from reconciler.execute import Graph, Outcome
 from reconciler.plan.model import Action, Change, RedmineGroup, RedmineIntegration, RedmineMembership
 from reconciler.providers.digest import digest
 from reconciler.providers.paths import seg
@@ -30,23 +30,21 @@ def _payload(ch: Change, kind: type[P]) -> P:
 
 
 class RedmineApplier:
-    """Applies one connection's changes: users, then groups, then integrations and memberships, removals
+    """Makes one connection's changes: users, then groups, then integrations and memberships, removals
     last, and the record pages of removed integrations after the role changes that revoke their grants (a
     failed revoke keeps the record, so a re-run finds what is left). A failed change does not stop
     independent ones; one that needs a failed one is skipped, named."""
 
-    def __init__(self, client: RedmineClient, conn: RedmineConnection,
-                 observer: Callable[[Outcome], None] | None = None, ledger: Ledger | None = None) -> None:
-        self.client, self.conn, self.observer = client, conn, observer
-        self.ledger = ledger
+    def __init__(self, client: RedmineClient, conn: RedmineConnection, report: Callable[[Outcome], None]) -> None:
+        self.client, self.conn, self.report = client, conn, report
         self.ids: dict[str, str] = {}  # "user:<login>" / "group:<name>" -> live id
         self.failed: set[str] = set()  # addresses
-        self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
         self._roles: dict[str, int] | None = None
         self._trackers: dict[str, int] | None = None
 
-    def run(self, changes: list[Change]) -> list[Outcome]:
+    def steps(self, graph: Graph, pool: str, changes: list[Change]) -> None:
+        """The connection's changes as steps of ``graph``, phase after phase."""
         for ch in changes:
             if ch.kind == "user" and ch.id:
                 self.ids["user:" + ch.key.casefold()] = ch.id
@@ -62,27 +60,21 @@ class RedmineApplier:
         # that its record keeps the grant when the revoke fails
         declared = [ch for ch in by["integration"] if ch.action is not Action.DELETE]
         waits = {ch.key for ch in declared if ch.depends_on}
-        self._parallel(by["user"], self._user)
-        self._parallel([ch for ch in keep if ch.kind == "group"], self._group)
-        self._parallel([ch for ch in declared if ch.key not in waits], self._integration)
-        self._parallel([ch for ch in keep if ch.kind == "membership"], self._membership)
-        self._parallel([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete)
-        self._parallel([ch for ch in declared if ch.key in waits], self._integration)
-        self._parallel([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete)
-        self._parallel(removed, self._remove_integration)
-        return self.outcomes
-
-    def _parallel(self, changes: list[Change], fn: Callable[[Change], None]) -> None:
-        run_changes(changes, fn, workers=self.conn.concurrency, name=f"apply-redmine-{self.conn.name}",
-                    on_done=self._done, ledger=self.ledger)
+        graph.phases(pool, [
+            (by["user"], self._user),
+            ([ch for ch in keep if ch.kind == "group"], self._group),
+            ([ch for ch in declared if ch.key not in waits], self._integration),
+            ([ch for ch in keep if ch.kind == "membership"], self._membership),
+            ([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete),
+            ([ch for ch in declared if ch.key in waits], self._integration),
+            ([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete),
+            (removed, self._remove_integration)], self._done)
 
     def _done(self, o: Outcome) -> None:
-        with self._lock:
-            if not o.ok:
+        if not o.ok:
+            with self._lock:
                 self.failed.add(o.change.address)
-            self.outcomes.append(o)
-        if self.observer is not None:
-            self.observer(o)
+        self.report(o)
 
     def _need(self, kind: str, key: str) -> str:
         ident = self.ids.get(f"{kind}:{key.casefold() if kind == 'user' else key}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.config.models import Config
 from reconciler.contract import Check, CheckResult
 from reconciler.errors import ReconcilerError
+from reconciler.execute import Graph, Outcome
 from reconciler.plan.model import Change
 from reconciler.plan.safety import check_removals
 from reconciler.providers._http import check_url
@@ -53,14 +54,14 @@ class RedminePlanner:
             out.managed += pp.managed
         return out
 
-    def apply(self, session: Session, changes: list[Change], observer: Callable[[Any], None] | None) \
-            -> list[Any]:
-        outcomes: list[Any] = []
+    def steps(self, session: Session, changes: list[Change], graph: Graph,
+              report: Callable[[Outcome], None]) -> Callable[[], None] | None:
         for conn in redmine_connections(session.config):
             mine = [ch for ch in changes if ch.provider == f"{PREFIX}{conn.name}"]
             if mine:
-                outcomes += RedmineApplier(self.client(session, conn), conn, observer, session.ledger).run(mine)
-        return outcomes
+                pool = graph.pool(f"{PREFIX}{conn.name}", conn.concurrency)
+                RedmineApplier(self.client(session, conn), conn, report).steps(graph, pool, mine)
+        return None
 
     def select(self, changes: list[Change], targets: list[str], config: Config) -> list[Change]:
         return select_by_prefix(changes, targets, config)

@@ -1,4 +1,4 @@
-"""Applying one SCIM provider's changes: dependency order, bounded concurrency, failures aggregated.
+"""Making one SCIM provider's changes: steps of the apply's graph, bounded concurrency, failures aggregated.
 
 Order (as Entra ID and Invicti advise): new teams first, then members (creates
 and updates, managers before their reports), then team memberships and team
@@ -11,15 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
-from reconciler.errors import ProviderError, ReconcilerError
-from reconciler.execute import ApplyResult, Ledger, Outcome, Workers
+from reconciler.errors import ReconcilerError
+from reconciler.execute import Graph, Ledger, Outcome, Step, run_one
 from reconciler.plan.model import Action, Change, ScimIds, levels
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim import bulkwrite
-from reconciler.providers.scim.bulk import Adopted, BulkResult
 from reconciler.providers.scim.client import GROUP, ScimClient
 from reconciler.providers.scim.fit import email_meta, member_refs_required
 from reconciler.secrets import redact
@@ -36,73 +36,104 @@ def known_ids(c: Change) -> dict[str, str]:
 
 
 class ScimApplier:
-    """Applies one provider's changes."""
+    """Makes one provider's changes, as steps of the apply's graph."""
 
-    def __init__(self, client: ScimClient, observer: Observer | None = None, ledger: Ledger | None = None) -> None:
+    def __init__(self, client: ScimClient, report: Observer) -> None:
         self.client = client
-        self.ledger = ledger
+        self.report = report
+        self.ledger: Ledger | None = None
         self.p = client.provider
         self.ids: dict[str, str] = {}  # member email -> live id, learnt from plan refs and creates
         self.failed: set[str] = set()  # emails / group names whose change failed
-        self.result = ApplyResult()
-        self.observer = observer
         self._lock = threading.Lock()
-        self._slots: dict[str, int] = {}  # address -> index in result.outcomes
+        self._failed_users: dict[str, Outcome] = {}  # member email -> its failed outcome
         self.left_out: dict[str, list[str]] = {}  # member email -> teams it was not added to (its create failed)
-        self._workers = Workers(self.p.concurrency, f"apply-{self.p.name}", ledger)
+        self.new_groups: list[Change] = []
+        self.fresh: set[str] = set()  # new teams with no group of their name at apply time
+        self.mine: dict[str, str] = {}  # team name -> id of the group this apply made for it
+        self.created: dict[str, str] = {}  # team name -> id of the group made (or found) for it
+        self.adopted: set[str] = set()  # teams whose group already existed: members set whole
 
-    def run(self, changes: list[Change]) -> ApplyResult:
-        with self._workers:
-            return self._run(changes)
-
-    def _run(self, changes: list[Change]) -> ApplyResult:
+    def steps(self, graph: Graph, changes: list[Change]) -> None:
+        """The provider's changes as steps of ``graph``: new teams' groups first (read the names, create,
+        settle twins), members (a report after the create of a new manager: ``depends_on``), then the
+        members of new teams and team updates once the members they add exist, removals last (groups
+        before users). Where the provider offers Bulk, a phase of creates or writes is one step."""
+        self.ledger = graph.ledger
+        pool = graph.pool(f"scim.{self.p.name}", self.p.concurrency)
         for c in changes:
             self.ids.update(known_ids(c))
             if c.kind == "user" and c.id:
                 self.ids[c.key] = c.id
         groups = [c for c in changes if c.kind == "group"]
         users = [c for c in changes if c.kind == "user"]
-        new_groups = [c for c in groups if c.action is Action.CREATE]
+        self.new_groups = new_groups = [c for c in groups if c.action is Action.CREATE]
         upd_groups = [c for c in groups if c.action is Action.UPDATE]
         del_groups = [c for c in groups if c.action is Action.DELETE]
         removals = [c for c in users if c.action is Action.DELETE]
         deactivations = [c for c in users if c.action is Action.DEACTIVATE]
         upserts = [c for c in users if c.action in (Action.CREATE, Action.UPDATE)]
-        created_groups: dict[str, str] = {}  # team name -> id of the group made (or found) for it
-        adopted_groups: set[str] = set()  # teams whose group already existed: members set whole
-
-        self._create_groups(new_groups, created_groups, adopted_groups)
-        # a member whose manager is created in this run waits for the manager to have an id
+        made: list[Step] = []
+        settled: Step | None = None
+        if new_groups:
+            names = graph.add(pool, self._read_group_names)
+            if self._use_bulk(new_groups):
+                creates = [graph.add(pool, self._create_new_groups, after=[names])]
+            else:
+                creates = [graph.add(pool, partial(self._create_new_group, c), after=[names])
+                           for c in new_groups]
+            settled = graph.add(pool, self._settle_twins, after=creates)
+            made += [names, *creates, settled]
+        # a member whose manager is created in this run waits for the manager to have an id (depends_on)
+        makes: dict[str, Step] = {}  # member email -> the step that creates them
         for level in manager_levels(upserts):
-            creates = [c for c in level if c.action is Action.CREATE]
-            if self._use_bulk(creates):
-                self._bulk_create(creates, "Users", None)
+            creates_ = [c for c in level if c.action is Action.CREATE]
+            if self._use_bulk(creates_):
+                s = graph.add(pool, partial(bulkwrite.create, self, creates_, "Users", None), creates_)
+                makes.update((c.key, s) for c in creates_)
+                made.append(s)
                 level = [c for c in level if c.action is not Action.CREATE]
             updates = [c for c in level if c.action is Action.UPDATE]
             if self._use_bulk(updates) and self.client.caps.patch:  # updates through Bulk too
-                bulkwrite.run(self, updates, bulkwrite.user_patch(self, self._upsert_user))
+                made.append(graph.add(pool, partial(bulkwrite.run, self, updates,
+                                                   bulkwrite.user_patch(self, self._upsert_user)), updates))
                 level = [c for c in level if c.action is not Action.UPDATE]
-            self._parallel(level, self._upsert_user)
-        made = [c for c in new_groups if c.key in created_groups]
-        fresh = [c for c in made if c.key not in adopted_groups]
-        if self._use_bulk(fresh):  # a new team's members created since the group: one operation each
-            bulkwrite.run(self, fresh, bulkwrite.new_group_members(self, created_groups))
-            made = [c for c in made if c.key in adopted_groups]
-        self._parallel(made, lambda c: self._add_new_group_members(c, created_groups[c.key],
-                                                                   c.key in adopted_groups))
-        self._parallel(upd_groups, self._update_group)
+            for s in self._each(graph, pool, level, self._upsert_user):
+                made.append(s)
+                if s.changes[0].action is Action.CREATE:
+                    makes[s.changes[0].key] = s
+
+        def adds(c: Change) -> list[Step | None]:
+            """The steps that create the members a team change adds."""
+            before = set((c.before or {}).get("members", []))
+            return [makes.get(e) for e in (c.after or {}).get("members", []) if e not in before]
+
+        if new_groups:
+            if self._use_bulk(new_groups):  # a new team's members created since the group: one operation each
+                made.append(graph.add(pool, self._complete_new_groups, new_groups,
+                                      [settled, *(s for c in new_groups for s in adds(c))]))
+            else:
+                made += [graph.add(pool, partial(self._complete_new_group, c), (c,), [settled, *adds(c)])
+                         for c in new_groups]
+        made += [self._each(graph, pool, [c], self._update_group, adds(c))[0] for c in upd_groups]
         # removals last, groups before users: on a provider that takes a deleted user out of its groups
         # (referential integrity), deleting users first would change the groups this apply then deletes
-        for phase, fn, prepare in (
-                (del_groups, self._delete_group, bulkwrite.delete("Groups", self._delete_group)),
-                (deactivations, self._deactivate_user, bulkwrite.user_patch(self, self._deactivate_user)),
-                (removals, self._delete_user, bulkwrite.delete("Users", self._delete_user))):
-            if self._use_bulk(phase) and (self.client.caps.patch or fn != self._deactivate_user):
-                bulkwrite.run(self, phase, prepare)
-            else:
-                self._parallel(phase, fn)
+        last = graph.gate(made)
+        gone = self._phase(graph, pool, del_groups, self._delete_group,
+                           bulkwrite.delete("Groups", self._delete_group), last)
+        then = graph.gate([last, *gone])
+        self._phase(graph, pool, deactivations, self._deactivate_user,
+                    bulkwrite.user_patch(self, self._deactivate_user), then, bulk_ok=self.client.caps.patch)
+        self._phase(graph, pool, removals, self._delete_user, bulkwrite.delete("Users", self._delete_user), then)
+
+    def _phase(self, graph: Graph, pool: str, changes: list[Change], fn: Callable[[Change], Any],
+               prepare: Callable[[Change], bulkwrite.Write | None], after: Step, bulk_ok: bool = True) -> list[Step]:
+        if self._use_bulk(changes) and bulk_ok:
+            return [graph.add(pool, lambda: bulkwrite.run(self, changes, prepare), changes, [after])]
+        return self._each(graph, pool, changes, fn, [after])
+
+    def finish(self) -> None:
         self._name_left_out()
-        return self.result
 
     def _left_out_of(self, c: Change, emails: Iterable[str]) -> None:
         with self._lock:
@@ -112,44 +143,55 @@ class ScimApplier:
     def _name_left_out(self) -> None:
         """A member whose create failed was left out of the teams that list them: say so in that member's
         failure, so the summary names everything the next apply still has to do."""
-        if not self.left_out:
-            return
-        by_key = {o.change.key: o for o in self.result.outcomes
-                  if o.change.kind == "user" and not o.ok}
         for email, teams in self.left_out.items():
-            o = by_key.get(email)
+            o = self._failed_users.get(email)
             if o is not None:
                 o.error = f"{o.error}; so not added to {', '.join(sorted(teams))}"
 
-    def _create_groups(self, new_groups: list[Change], created: dict[str, str], adopted: set[str]) -> None:
-        """Create the new teams' groups, never a second group of one name: servers that do not enforce
-        unique displayNames (scim2-server among them) accept two, and two applies at once would each
-        make one. The names are read first (a group made since the plan is taken over, not doubled);
-        after the creates they are read again, and where two groups of one name exist now every apply
-        keeps the same one, the oldest (meta.created, then id), and deletes the one it made itself."""
-        if not new_groups:
-            return
+    # --- new teams: read the names, create, settle twins, complete ----------------
+
+    def _read_group_names(self) -> None:
+        """Never a second group of one name: servers that do not enforce unique displayNames (scim2-server
+        among them) accept two, and two applies at once would each make one. The names are read first
+        (a group made since the plan is taken over, not doubled); after the creates they are read again
+        (``_settle_twins``)."""
         existing = self.client.group_names()
-        fresh: list[Change] = []
-        for c in new_groups:
+        for c in self.new_groups:
             there = _oldest(existing.get(c.key, []))
             if there is not None:
-                created[c.key] = str(there["id"])
-                adopted.add(c.key)
+                self.created[c.key] = str(there["id"])
+                self.adopted.add(c.key)
             else:
-                fresh.append(c)
-        mine: dict[str, str] = {}
+                self.fresh.add(c.key)
+
+    def _create_new_groups(self) -> None:
+        """The new teams' groups in Bulk requests (fewer than BULK_MIN_CREATES: one request each)."""
+        fresh = [c for c in self.new_groups if c.key in self.fresh]
         if self._use_bulk(fresh):
-            self._bulk_create(fresh, "Groups", mine, adopted)
+            bulkwrite.create(self, fresh, "Groups", self.mine, self.adopted)
         else:
-            def one(c: Change) -> None:
-                gid, existed = self._create_group(c)
-                mine[c.key] = gid
+            for c in fresh:
+                self._create_new_group(c)
+
+    def _create_new_group(self, c: Change) -> None:
+        """One new team's group (only a failure is reported: the team's completion reports it)."""
+        if c.key not in self.fresh:
+            return
+
+        def one(c: Change) -> None:
+            gid, existed = self._create_group(c)
+            with self._lock:
+                self.mine[c.key] = gid
                 if existed:
-                    adopted.add(c.key)
-            self._parallel(fresh, one, report=False)
-        created.update(mine)
-        made_here = {k: v for k, v in mine.items() if k not in adopted}
+                    self.adopted.add(c.key)
+        self._record(run_one(c, self._guarded(one), self.ledger), report=False)
+
+    def _settle_twins(self) -> None:
+        """Where two groups of one name exist now, every apply keeps the same one, the oldest
+        (meta.created, then id), and deletes the one it made itself."""
+        with self._lock:
+            self.created.update(self.mine)
+            made_here = {k: v for k, v in self.mine.items() if k not in self.adopted}
         if not made_here:
             return
         now = self.client.group_names()
@@ -161,44 +203,54 @@ class ScimApplier:
                     self.client.delete("Groups", gid)  # ours is the younger twin: the other apply's stays
                 finally:
                     current_address.reset(token)
-                created[name] = str(keep["id"])
-                adopted.add(name)
+                self.created[name] = str(keep["id"])
+                self.adopted.add(name)
+
+    def _complete_new_group(self, c: Change) -> None:
+        if c.key in self.created:  # else its create failed, and said so
+            self._record(run_one(c, self._guarded(self._complete), self.ledger))
+
+    def _complete_new_groups(self) -> None:
+        made = [c for c in self.new_groups if c.key in self.created]
+        fresh = [c for c in made if c.key not in self.adopted]
+        if self._use_bulk(fresh):
+            bulkwrite.run(self, fresh, bulkwrite.new_group_members(self, self.created))
+            made = [c for c in made if c.key in self.adopted]
+        for c in made:
+            self._record(run_one(c, self._guarded(self._complete), self.ledger))
+
+    def _complete(self, c: Change) -> None:
+        self._add_new_group_members(c, self.created[c.key], c.key in self.adopted)
 
     # --- execution -----------------------------------------------------------
 
-    def _parallel(self, changes: list[Change], fn: Callable[[Change], Any], report: bool = True) -> None:
-        """Run ``fn`` on each change, at most ``concurrency`` at once. With ``report=False`` only a
-        failure is reported (a step that a later phase completes)."""
-
+    def _guarded(self, fn: Callable[[Change], Any]) -> Callable[[Change], None]:
         def step(c: Change) -> None:
             blocked = self._blocked_by(c)
             if blocked:
                 raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
             self._check_fresh(c)
             fn(c)
+        return step
 
-        def done(o: Outcome) -> None:
-            if not o.ok:
-                with self._lock:
-                    self.failed.add(o.change.key)
-            if report or not o.ok:
-                self._done(o)
+    def _each(self, graph: Graph, pool: str, changes: list[Change], fn: Callable[[Change], Any],
+              after: Iterable[Step | None] = ()) -> list[Step]:
+        """A step per change, at most ``concurrency`` of the provider's steps at once."""
+        return graph.each(pool, changes, self._guarded(fn), self._record, after)
 
-        self._workers.run(changes, step, done)
+    def _record(self, o: Outcome, report: bool = True) -> None:
+        """With ``report=False`` only a failure is reported (a step that a later one completes)."""
+        if not o.ok:
+            with self._lock:
+                self.failed.add(o.change.key)
+        if report or not o.ok:
+            self._done(o)
 
     def _done(self, o: Outcome) -> None:
-        with self._lock:
-            # a group created in phase 1 and completed in phase 3 is reported once, by its last step
-            # (found by address in a dict: a scan of the list per outcome is quadratic in the org)
-            slot = self._slots.setdefault(o.change.address, len(self.result.outcomes))
-            if slot == len(self.result.outcomes):
-                self.result.outcomes.append(o)
-            else:
-                self.result.outcomes[slot] = o
-        if self.ledger is not None:
-            self.ledger.record(o)
-        if self.observer:
-            self.observer(o)
+        if o.change.kind == "user" and not o.ok:
+            with self._lock:
+                self._failed_users[o.change.key] = o
+        self.report(o)
 
     def _check_fresh(self, c: Change) -> None:
         """Where the provider has no ETags, nothing stops a write over a change made since the plan
@@ -284,62 +336,6 @@ class ScimApplier:
 
     def _use_bulk(self, creates: list[Change]) -> bool:
         return (self.p.bulk == "auto" and self.client.caps.bulk and len(creates) >= BULK_MIN_CREATES)
-
-    def _bulk_create(self, creates: list[Change], resource: str, created: dict[str, str] | None,
-                     adopted: set[str] | None = None) -> None:
-        """Create users (``created`` None: their ids go to ``self.ids`` and each is reported) or new
-        groups (ids into ``created``, names found already there into ``adopted``; only failures are
-        reported, as a later phase completes them)."""
-        t0 = time.perf_counter()
-        items: list[tuple[str, dict[str, Any]]] = []
-        by_bid: dict[str, Change] = {}
-        refs = self.ids  # no other thread writes to it while the bodies are made
-        for i, c in enumerate(creates):
-            blocked = self._blocked_by(c)
-            try:
-                if blocked:
-                    raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
-                assert c.after is not None
-                body = self._group_body(c) if created is not None else scim.user_body(c.after, refs, self._meta())
-            except ReconcilerError as exc:
-                self._fail(c, str(exc), t0)
-                continue
-            bid = f"{resource[0].lower()}{i}"
-            items.append((bid, body))
-            by_bid[bid] = c
-
-        def chunk_done(done: dict[str, BulkResult]) -> None:
-            for bid, res in done.items():
-                c = by_bid[bid]
-                if isinstance(res, ProviderError):
-                    self._fail(c, str(res), t0)
-                    continue
-                rid = res.id if isinstance(res, Adopted) else res
-                with self._lock:
-                    if created is None:
-                        self.ids[c.key] = rid
-                    else:
-                        created[c.key] = rid
-                        if isinstance(res, Adopted) and adopted is not None:
-                            adopted.add(c.key)
-                if created is None:
-                    token = current_address.set(c.address)
-                    try:
-                        if isinstance(res, Adopted):
-                            self._converge_adopted_user(c, res.resource)
-                    except ReconcilerError as exc:
-                        self._fail(c, str(exc), t0)
-                        continue
-                    finally:
-                        current_address.reset(token)
-                    self._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
-
-        token = current_address.set(f"scim.{self.p.name}.bulk")
-        try:
-            self.client.bulk_create(resource, items, on_chunk=chunk_done,
-                                    carries={bid: c.address for bid, c in by_bid.items()})
-        finally:
-            current_address.reset(token)
 
     def _fail(self, c: Change, error: str, t0: float) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
-"""SCIM Bulk (RFC 7644 §3.7) for the writes after the creates: member updates and deactivations, the
-members of new teams, and removals, in few requests where the provider offers Bulk.
+"""SCIM Bulk (RFC 7644 §3.7): the creates of users and new teams' groups (``create``), and the writes
+after them (member updates and deactivations, the members of new teams, and removals), in few
+requests where the provider offers Bulk.
 
 Each change becomes one operation (PATCH or DELETE, with ``version`` carrying the ETag the plan saw);
 the operations go in requests chunked to the provider's limits, at most ``concurrency`` requests at
@@ -22,7 +23,7 @@ from reconciler.plan.model import Change
 from reconciler.providers._http import Found, current_address, current_addresses
 from reconciler.providers.paths import seg
 from reconciler.providers.scim import attributes as scim
-from reconciler.providers.scim.bulk import _JSON, LOST, BulkChunk, bulk_status
+from reconciler.providers.scim.bulk import _JSON, LOST, Adopted, BulkChunk, BulkResult, bulk_status
 from reconciler.providers.scim.client import PATCH_OP
 from reconciler.secrets import redact
 from reconciler.threads import Pool
@@ -231,3 +232,60 @@ def new_group_members(applier: ScimApplier, created: dict[str, str]) -> Callable
         return Write(c, "PATCH", f"Groups/{seg(gid)}", ops, None,
                      lambda _: applier.client.patch_members(gid, add, [], []))
     return prepare
+
+
+def create(applier: ScimApplier, creates: list[Change], resource: str, created: dict[str, str] | None,
+           adopted: set[str] | None = None) -> None:
+    """Create in Bulk requests users (``created`` None: their ids go to ``applier.ids`` and each is
+    reported) or new groups (ids into ``created``, names found already there into ``adopted``; only
+    failures are reported, as a later step completes them)."""
+    t0 = time.perf_counter()
+    items: list[tuple[str, dict[str, Any]]] = []
+    by_bid: dict[str, Change] = {}
+    refs = applier.ids  # no other thread writes to it while the bodies are made
+    for i, c in enumerate(creates):
+        blocked = applier._blocked_by(c)
+        try:
+            if blocked:
+                raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+            assert c.after is not None
+            body = applier._group_body(c) if created is not None else scim.user_body(c.after, refs, applier._meta())
+        except ReconcilerError as exc:
+            applier._fail(c, str(exc), t0)
+            continue
+        bid = f"{resource[0].lower()}{i}"
+        items.append((bid, body))
+        by_bid[bid] = c
+
+    def chunk_done(done: dict[str, BulkResult]) -> None:
+        for bid, res in done.items():
+            c = by_bid[bid]
+            if isinstance(res, ProviderError):
+                applier._fail(c, str(res), t0)
+                continue
+            rid = res.id if isinstance(res, Adopted) else res
+            with applier._lock:
+                if created is None:
+                    applier.ids[c.key] = rid
+                else:
+                    created[c.key] = rid
+                    if isinstance(res, Adopted) and adopted is not None:
+                        adopted.add(c.key)
+            if created is None:
+                token = current_address.set(c.address)
+                try:
+                    if isinstance(res, Adopted):
+                        applier._converge_adopted_user(c, res.resource)
+                except ReconcilerError as exc:
+                    applier._fail(c, str(exc), t0)
+                    continue
+                finally:
+                    current_address.reset(token)
+                applier._done(Outcome(c, True, None, (time.perf_counter() - t0) * 1000))
+
+    token = current_address.set(f"scim.{applier.p.name}.bulk")
+    try:
+        applier.client.bulk_create(resource, items, on_chunk=chunk_done,
+                                carries={bid: c.address for bid, c in by_bid.items()})
+    finally:
+        current_address.reset(token)

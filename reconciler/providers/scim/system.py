@@ -19,7 +19,7 @@ from reconciler.config.checks import did_you_mean
 from reconciler.config.models import Config, ScimProvider
 from reconciler.contract import Check, CheckResult, Observer, SystemPlan
 from reconciler.errors import PlanError
-from reconciler.execute import Outcome
+from reconciler.execute import Graph
 from reconciler.plan.model import AttributeChange, Change
 from reconciler.plan.safety import check_protected, check_removals
 from reconciler.providers.paging import READ_ATTEMPTS, in_parallel
@@ -95,8 +95,9 @@ class ScimSystem:
                                session.allow_removals)
         return out
 
-    def apply(self, session: Session, changes: list[Change], observer: Observer | None) -> list[Outcome]:
-        outcomes: list[Outcome] = []
+    def steps(self, session: Session, changes: list[Change], graph: Graph,
+              report: Observer) -> Callable[[], None] | None:
+        appliers: list[ScimApplier] = []
         for p in session.config.providers:
             mine = [c for c in changes if c.provider == p.name]
             if not mine:
@@ -105,8 +106,14 @@ class ScimSystem:
             if not client.caps.discovered:
                 client.discover()
             client.schema()  # what the bodies may carry (read once per client)
-            outcomes += ScimApplier(client, observer, session.ledger).run(mine).outcomes
-        return outcomes
+            applier = ScimApplier(client, report)
+            applier.steps(graph, mine)
+            appliers.append(applier)
+
+        def finish() -> None:
+            for a in appliers:
+                a.finish()
+        return finish
 
     def check(self, session: Session) -> list[CheckResult]:
         return [check_provider(p, session) for p in session.config.providers]
