@@ -16,7 +16,7 @@ from reconciler.contract import Observer
 from reconciler.errors import ApplyError
 from reconciler.execute import NOT_STARTED, STOP, ApplyResult, Graph, Ledger, Outcome, interruptible
 from reconciler.plan.model import Plan
-from reconciler.providers.registry import SYSTEMS
+from reconciler.providers.registry import systems
 from reconciler.session import Session
 
 _frozen = 0
@@ -76,7 +76,7 @@ def _apply_plan(session: Session, plan: Plan, observer: Observer | None) -> Appl
     owned: dict[str, str] = {}
     finish: list[Callable[[], None]] = []
     try:
-        for system in SYSTEMS:
+        for system in systems():
             mine = [c for c in plan.changes if c.address.startswith(system.prefix)]
             owned.update((c.address, system.prefix) for c in mine)
             if mine:

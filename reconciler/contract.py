@@ -6,7 +6,7 @@ turns one plan's changes of this system into steps of the apply's one graph (wha
 which pool bounds it), each reporting one outcome per change; ``check`` is the "Test
 connection" of each of its connections; ``stale`` re-reads what a saved plan's changes touch and names
 each one that moved since. The session, apply, saved plans and the CLI go through this contract only;
-``reconciler.providers.registry.SYSTEMS`` lists the systems, in the order their changes are applied.
+``reconciler.providers.registry.systems()`` lists the systems, in the order their changes are applied.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from reconciler.errors import ConfigError, PlanError, StalePlanError
 from reconciler.files import PLAN_FILE_BYTES, FileRefused, read_limited
 from reconciler.plan.document import KIND, MAJOR, SavedPlanDocument
 from reconciler.plan.model import Plan, first_error
-from reconciler.providers.registry import SYSTEMS
+from reconciler.providers.registry import systems
 from reconciler.render.json import plan_document
 from reconciler.secrets import redact
 from reconciler.session import Session
@@ -171,7 +171,7 @@ def check_config(saved: SavedPlan, config: Config) -> None:
 def check_preconditions(session: Session, saved: SavedPlan) -> list[Check]:
     """Every system re-reads what its changes touch; raise StalePlanError naming each one that moved."""
     checks: list[Check] = []
-    for system in SYSTEMS:
+    for system in systems():
         mine = [c for c in saved.plan.changes if c.address.startswith(system.prefix)]
         if mine:
             checks += system.stale(session, mine, saved.live)

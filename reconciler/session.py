@@ -1,6 +1,6 @@
 """A Session connects each live system once, makes the Plan, and hands it to apply.
 
-Every system (``reconciler.providers.registry.SYSTEMS``) plans through the same contract
+Every system (``reconciler.providers.registry.systems()``) plans through the same contract
 (``reconciler.contract``): reading live state is the only I/O planning does, and turning desired and
 live state into changes is pure (``providers.scim.plan.plan_provider`` for SCIM).
 """
@@ -26,7 +26,7 @@ from reconciler.execute import Ledger
 from reconciler.plan.model import Change, Plan, with_dependencies
 from reconciler.providers._http import Recorder, last_read
 from reconciler.providers.paging import in_parallel
-from reconciler.providers.registry import SYSTEMS, system_for
+from reconciler.providers.registry import system_for, systems
 from reconciler.providers.retry import start_run
 from reconciler.secrets import redact
 
@@ -85,9 +85,10 @@ class Session:
         notes: list[str] = []
         protected: list[str] = []
         # every system reads at once (a SCIM provider and each tracker are different hosts); the parts are
-        # joined in SYSTEMS order, so the plan is the one a sequential read makes
-        parts = in_parallel([partial(self._plan_system, system) for system in SYSTEMS], "plan")
-        for system, part in zip(SYSTEMS, parts, strict=True):
+        # joined in apply order, so the plan is the one a sequential read makes
+        every = systems()
+        parts = in_parallel([partial(self._plan_system, system) for system in every], "plan")
+        for system, part in zip(every, parts, strict=True):
             mine = part.changes
             if targets:
                 wanted = [t for t in targets if t.startswith(system.prefix)]
@@ -118,7 +119,7 @@ class Session:
     def check(self) -> list[CheckResult]:
         self._require_systems()
         out: list[CheckResult] = []
-        for system in SYSTEMS:
+        for system in systems():
             with malformed_answers(system.prefix):
                 out += system.check(self)
         return out
