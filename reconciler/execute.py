@@ -200,19 +200,10 @@ class Graph:
         self.steps.append(s)
         return s
 
-    def phases(self, pool: str, phases: Iterable[tuple[list[Change], Callable[[Change], Any]]],
-               on_done: Callable[[Outcome], None], after: Iterable[Step | None] = ()) -> list[Step]:
-        """Phases of one pool, each after every step of the ones before: the order a system needs
-        beyond what its changes' ``depends_on`` say. Returns every step made."""
-        made: list[Step] = []
-        last: list[Step | None] = list(after)
-        for changes, fn in phases:
-            if not changes:
-                continue
-            steps = self.each(pool, changes, fn, on_done, [self.gate(last)] if made else last)
-            made += steps
-            last = list(steps)
-        return made
+    def wait(self, step: Step, after: Iterable[Step | None]) -> None:
+        """``step`` starts only once every step of ``after`` has ended as well: order a system needs that
+        is not a dependency (its change is not skipped when one of them fails; ``depends_on`` says that)."""
+        step.after.extend(a for a in after if a is not None and a is not step)
 
     def _link(self) -> None:
         reports = {c.address: s for s in self.steps for c in s.changes}

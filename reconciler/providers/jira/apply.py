@@ -9,7 +9,7 @@ from reconciler.errors import (
     ReconcilerError,
     StalePlanError,
 )
-from reconciler.execute import Graph, Outcome
+from reconciler.execute import Graph, Outcome, Step
 from reconciler.plan.model import Action, Change, JiraProperty, JiraRole, JiraTestIssue, JiraWebhook
 from reconciler.providers.digest import digest
 from reconciler.providers.jira.client import JiraClient
@@ -31,27 +31,43 @@ def _payload(c: Change, kind: type[P]) -> P:
 
 
 class ConnectionApplier:
-    """Applies one connection's changes: roles, then test issues, then settings properties, then webhooks.
-    A removed integration's record goes after the role grants it lists (a failed revoke keeps the record, so
-    a re-run finds what is left), and its webhook last: until then the webhook's name still leads to it."""
+    """Applies one connection's changes. A project's test issues and records go after the changes to its
+    roles (the grants they prove and record); declared webhooks after the records of declared integrations;
+    removals after everything that is kept. A removed integration's record goes after the role revokes it
+    lists (a failed revoke keeps the record, so a re-run finds what is left), and its webhook last: until
+    then the webhook's name still leads to it (both ``depends_on``). Anything else runs at once."""
 
     def __init__(self, client: JiraClient, report: Callable[[Outcome], None]) -> None:
         self.client = client
         self.report = report
 
     def steps(self, graph: Graph, pool: str, changes: list[Change]) -> None:
-        """The connection's changes as steps of ``graph``, phase after phase (a declared webhook after its
-        integration's record; removals after what is kept); what must succeed first is each change's
-        ``depends_on``, which the executor's ledger checks."""
+        """The connection's changes as steps of ``graph``: one per change, each after the steps it needs
+        to follow (``Graph.wait``); what must succeed first is each change's ``depends_on``, which the
+        executor's ledger checks."""
         def removal(c: Change) -> bool:
             return (c.kind == "integration" and c.action is Action.DELETE) or (
                 isinstance(c.payload, JiraWebhook) and c.payload.integration is not None)
         fns: dict[str, Callable[[Change], None]] = {"project_role": self._role, "test_issue": self._test_issue,
                                                    "integration": self._property, "webhook": self._webhook}
-        kinds = (("project_role", False), ("test_issue", False), ("integration", False), ("webhook", False),
-                 ("integration", True), ("webhook", True))
-        graph.phases(pool, [([c for c in changes if c.kind == kind and removal(c) is gone], fns[kind])
-                            for kind, gone in kinds], self.report)
+        made = {c.address: s for c in changes if c.kind in fns
+                for s in graph.each(pool, [c], fns[c.kind], self.report)}
+        kept = [c for c in changes if c.address in made and not removal(c)]
+        roles: dict[str, list[Step]] = {}
+        for c in kept:
+            if isinstance(c.payload, JiraRole):
+                roles.setdefault(c.payload.project, []).append(made[c.address])
+        for c in kept:
+            if isinstance(c.payload, (JiraTestIssue, JiraProperty)):
+                graph.wait(made[c.address], roles.get(c.payload.project, []))
+        records = [made[c.address] for c in kept if c.kind == "integration"]
+        for c in kept:
+            if c.kind == "webhook":
+                graph.wait(made[c.address], records)
+        keeping = graph.gate([made[c.address] for c in kept])
+        for c in changes:
+            if c.address in made and removal(c):
+                graph.wait(made[c.address], [keeping])
 
     @staticmethod
     def _stale(c: Change, live: Any) -> None:

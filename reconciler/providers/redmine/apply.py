@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from reconciler.errors import NotFoundError, ReconcilerError, StalePlanError
-from reconciler.execute import Graph, Outcome
+from reconciler.execute import Graph, Outcome, Step
 from reconciler.plan.model import Action, Change, RedmineGroup, RedmineIntegration, RedmineMembership
 from reconciler.providers.digest import digest
 from reconciler.providers.paths import seg
@@ -30,21 +30,24 @@ def _payload(ch: Change, kind: type[P]) -> P:
 
 
 class RedmineApplier:
-    """Makes one connection's changes: users, then groups, then integrations and memberships, removals
-    last, and the record pages of removed integrations after the role changes that revoke their grants (a
-    failed revoke keeps the record, so a re-run finds what is left). A failed change does not stop
-    independent ones; one that needs a failed one is skipped, named."""
+    """Makes one connection's changes. A group goes after the creates of the users it adds; a project's
+    memberships after the records of the integrations declared there (a grant is recorded before it is
+    made; a record rewritten after the revokes it depends on follows them instead), and its removed
+    memberships after the ones kept; groups are deleted after the memberships, removed integrations
+    last, their record pages after the role changes that revoke their grants (a failed revoke keeps the
+    record, so a re-run finds what is left). A failed change does not stop independent ones; one that
+    needs it (``depends_on``) is skipped by the executor, named."""
 
     def __init__(self, client: RedmineClient, conn: RedmineConnection, report: Callable[[Outcome], None]) -> None:
         self.client, self.conn, self.report = client, conn, report
         self.ids: dict[str, str] = {}  # "user:<login>" / "group:<name>" -> live id
-        self.failed: set[str] = set()  # addresses
         self._lock = threading.Lock()
         self._roles: dict[str, int] | None = None
         self._trackers: dict[str, int] | None = None
 
     def steps(self, graph: Graph, pool: str, changes: list[Change]) -> None:
-        """The connection's changes as steps of ``graph``, phase after phase."""
+        """The connection's changes as steps of ``graph``: one per change, each after the steps it needs
+        to follow (``Graph.wait``)."""
         for ch in changes:
             if ch.kind == "user" and ch.id:
                 self.ids["user:" + ch.key.casefold()] = ch.id
@@ -53,35 +56,57 @@ class RedmineApplier:
                     self.ids["group:" + ch.key] = ch.id
                 for login, uid in _payload(ch, RedmineGroup).users.items():
                     self.ids.setdefault("user:" + login.casefold(), uid)
-        by = {k: [ch for ch in changes if ch.kind == k] for k in ("user", "group", "integration", "membership")}
-        keep = [ch for ch in by["membership"] + by["group"] if ch.action is not Action.DELETE]
-        removed = [ch for ch in by["integration"] if ch.action is Action.DELETE]
-        # a declared integration whose team left a role is rewritten after the revoke (it depends on it), so
-        # that its record keeps the grant when the revoke fails
-        declared = [ch for ch in by["integration"] if ch.action is not Action.DELETE]
-        waits = {ch.key for ch in declared if ch.depends_on}
-        graph.phases(pool, [
-            (by["user"], self._user),
-            ([ch for ch in keep if ch.kind == "group"], self._group),
-            ([ch for ch in declared if ch.key not in waits], self._integration),
-            ([ch for ch in keep if ch.kind == "membership"], self._membership),
-            ([ch for ch in by["membership"] if ch.action is Action.DELETE], self._delete),
-            ([ch for ch in declared if ch.key in waits], self._integration),
-            ([ch for ch in by["group"] if ch.action is Action.DELETE], self._delete),
-            (removed, self._remove_integration)], self._done)
+        gone = {ch.address for ch in changes if ch.action is Action.DELETE}
 
-    def _done(self, o: Outcome) -> None:
-        if not o.ok:
-            with self._lock:
-                self.failed.add(o.change.address)
-        self.report(o)
+        def fn(ch: Change) -> Callable[[Change], None] | None:
+            if ch.kind == "user":
+                return self._user
+            if ch.kind in ("group", "membership"):
+                return self._delete if ch.address in gone else (self._group if ch.kind == "group" else
+                                                                self._membership)
+            if ch.kind == "integration":
+                return self._remove_integration if ch.address in gone else self._integration
+            return None
+
+        made: dict[str, Step] = {}
+        for ch in changes:
+            f = fn(ch)
+            if f is not None:
+                made[ch.address] = graph.each(pool, [ch], f, self.report)[0]
+        new_users = {ch.key.casefold(): made[ch.address] for ch in changes
+                     if ch.kind == "user" and ch.action is Action.CREATE}
+        records: dict[str, list[Step]] = {}
+        granted: dict[str, list[Step]] = {}
+        for ch in changes:
+            # a record rewritten after a revoke (depends_on) is the one exception: it follows the grants
+            if ch.kind == "integration" and ch.address not in gone and ch.after is not None and not ch.depends_on:
+                records.setdefault(str(ch.after["project"]), []).append(made[ch.address])
+            if ch.kind == "membership" and ch.address not in gone and ch.after is not None:
+                granted.setdefault(str(ch.after["project"]), []).append(made[ch.address])
+        for ch in changes:
+            step = made.get(ch.address)
+            if step is None or ch.address in gone:
+                if ch.kind == "membership" and step is not None and ch.before is not None:
+                    graph.wait(step, granted.get(str(ch.before["project"]), []))
+                continue
+            if ch.kind == "group" and ch.after is not None:
+                graph.wait(step, [new_users.get(str(login).casefold()) for login in ch.after["users"]])
+            elif ch.kind == "membership" and ch.after is not None:
+                graph.wait(step, records.get(str(ch.after["project"]), []))
+        memberships = graph.gate([made[ch.address] for ch in changes if ch.kind == "membership"
+                                  and ch.address in made])
+        for ch in changes:
+            if ch.kind == "group" and ch.address in gone:
+                graph.wait(made[ch.address], [memberships])
+        removed = [ch for ch in changes if ch.kind == "integration" and ch.address in gone]
+        rest = graph.gate([s for a, s in made.items() if a not in {ch.address for ch in removed}])
+        for ch in removed:
+            graph.wait(made[ch.address], [rest])
 
     def _need(self, kind: str, key: str) -> str:
         ident = self.ids.get(f"{kind}:{key.casefold() if kind == 'user' else key}")
-        if ident is None:
-            dep = address(self.conn.name, kind, key)
-            why = "which failed" if dep in self.failed else "which does not exist"
-            raise ReconcilerError(f"skipped: depends on {dep}, {why}")
+        if ident is None:  # a create of it in this plan that failed skips this change first (depends_on)
+            raise ReconcilerError(f"skipped: depends on {address(self.conn.name, kind, key)}, which does not exist")
         return ident
 
     def _role_ids(self, names: list[str]) -> list[int]:
