@@ -106,8 +106,13 @@ class Ledger:
             return next((d for d in c.depends_on if d in self._failed), None)
 
 
+def skip_message(failed: str) -> str:
+    """The one way a change skipped for a failed dependency says so, whichever system skips it."""
+    return f"skipped: depends on {failed}, which failed"
+
+
 def skipped(c: Change, failed: str) -> Outcome:
-    return Outcome(c, False, f"skipped: depends on {failed}, which failed")
+    return Outcome(c, False, skip_message(failed))
 
 
 def run_one(c: Change, step: Callable[[Change], Any], ledger: Ledger | None = None) -> Outcome:

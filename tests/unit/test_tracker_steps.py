@@ -133,7 +133,7 @@ def test_redmine_a_group_waits_for_its_users_and_a_grant_for_its_projects_record
     run.holds["u1"] = "g2"   # g2 does not wait for u1, only g1 does
     run.holds["b"] = "A/g1"  # a grant in project A does not wait for B's record
     applier = RedmineApplier(client=None, conn=None, report=lambda o: None)  # type: ignore[arg-type]
-    applier.conn = type("Conn", (), {"name": "c"})()  # type: ignore[assignment]
+    applier.conn = type("Conn", (), {"name": "c"})()
     for name in ("_user", "_group", "_delete", "_membership", "_integration", "_remove_integration"):
         setattr(applier, name, run.step)
     outcomes: list[Outcome] = []

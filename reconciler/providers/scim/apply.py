@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from reconciler.errors import ReconcilerError
-from reconciler.execute import Graph, Ledger, Outcome, Step, run_one
+from reconciler.execute import Graph, Ledger, Outcome, Step, run_one, skip_message
 from reconciler.plan.model import Action, Change, ScimIds, levels
 from reconciler.providers._http import current_address
 from reconciler.providers.scim import attributes as scim
@@ -228,7 +228,7 @@ class ScimApplier:
         def step(c: Change) -> None:
             blocked = self._blocked_by(c)
             if blocked:
-                raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                raise ReconcilerError(skip_message(blocked))
             self._check_fresh(c)
             fn(c)
         return step

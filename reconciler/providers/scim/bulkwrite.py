@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import AuthError, ConflictError, ConnectError, NotFoundError, ProviderError, ReconcilerError
-from reconciler.execute import Outcome
+from reconciler.execute import Outcome, skip_message
 from reconciler.plan.model import Change
 from reconciler.providers._http import Found, current_address, current_addresses
 from reconciler.providers.paths import seg
@@ -62,7 +62,7 @@ def run(applier: ScimApplier, changes: list[Change], prepare: Callable[[Change],
         try:
             blocked = applier._blocked_by(c)
             if blocked:
-                raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                raise ReconcilerError(skip_message(blocked))
             applier._check_fresh(c)
             w = prepare(c)
         except ReconcilerError as exc:
@@ -247,7 +247,7 @@ def create(applier: ScimApplier, creates: list[Change], resource: str, created: 
         blocked = applier._blocked_by(c)
         try:
             if blocked:
-                raise ReconcilerError(f"skipped: depends on {blocked}, which failed")
+                raise ReconcilerError(skip_message(blocked))
             assert c.after is not None
             body = applier._group_body(c) if created is not None else scim.user_body(c.after, refs, applier._meta())
         except ReconcilerError as exc:
