@@ -7,9 +7,10 @@ matched against a pattern or quoted whole in a message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.config.identifiers import FREE_TEXT
+from reconciler.config.identifiers import FREE_TEXT, bad_character
 from reconciler.config.yamlpos import Document
 from reconciler.errors import Diagnostic
 from reconciler.secrets import CREDENTIAL_FIELDS
@@ -35,42 +36,54 @@ def limit_for(key: str) -> int:
     return TEXT_LENGTH
 
 
-def too_long(doc: Document, data: Any, path: tuple[str | int, ...] = ()) -> list[Diagnostic]:
-    """Every text value and key longer than its field allows, at its position; never quoted whole."""
-    out: list[Diagnostic] = []
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, path)]
-    while stack:  # iterative: a long list is not a deep recursion
-        value, at = stack.pop()
+@dataclass
+class Scan:
+    """What one walk over a parsed file found: text longer than its field allows (``long``: nothing else
+    is checked then, a later message would quote it), credential references outside credential fields
+    (``misuse``), and characters no identifier may hold (``unsafe``)."""
+
+    long: list[Diagnostic] = field(default_factory=list)
+    misuse: list[Diagnostic] = field(default_factory=list)
+    unsafe: list[Diagnostic] = field(default_factory=list)
+
+
+def scan_text(doc: Document, data: Any) -> Scan:
+    """Every key and text value of a parsed file, checked in one walk (iterative: a long list is not a
+    deep recursion), each list in the order of the file."""
+    out = Scan()
+    stack: list[tuple[Any, tuple[str | int, ...], str]] = [(data, (), "")]  # value, path, its nearest key
+    while stack:
+        value, at, key = stack.pop()
         if isinstance(value, dict):
+            children = []
             for k, v in value.items():
-                if isinstance(k, str) and len(k) > TEXT_LENGTH:
-                    out.append(doc.diag(at + (k,), f"key of {len(k):,} characters ('{k[:20]}...'); keys are at "
-                                                   f"most {TEXT_LENGTH} characters", key=True))
-                    continue
-                stack.append((v, at + (k,)))
+                if isinstance(k, str):
+                    if len(k) > TEXT_LENGTH:
+                        out.long.append(doc.diag(at + (k,), f"key of {len(k):,} characters ('{k[:20]}...'); keys "
+                                                            f"are at most {TEXT_LENGTH} characters", key=True))
+                        continue
+                    bad = bad_character(k)
+                    if bad:
+                        out.unsafe.append(doc.diag(at + (k,), f"key holds {bad}; names and identifiers are one "
+                                                              "line of visible text", key=True))
+                children.append((v, at + (k,), k if isinstance(k, str) else key))
+            stack.extend(reversed(children))
         elif isinstance(value, list):
-            stack.extend((v, at + (i,)) for i, v in enumerate(value))
+            stack.extend(reversed([(v, at + (i,), key) for i, v in enumerate(value)]))
         elif isinstance(value, str):
-            key = next((p for p in reversed(at) if isinstance(p, str)), "")
             limit = limit_for(key)
             if len(value) > limit:
-                out.append(doc.diag(at, f"'{key or 'value'}' is {len(value):,} characters ('{value[:20]}...'); "
-                                        f"it may be at most {limit:,}"))
-    return sorted(out)
-
-
-def reference_misuse(doc: Document, data: Any, path: tuple[str | int, ...]) -> list[Diagnostic]:
-    """${env:...} / ${file:...} belong in credential fields only."""
-    out: list[Diagnostic] = []
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += reference_misuse(doc, v, path + (k,))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += reference_misuse(doc, v, path + (i,))
-    elif isinstance(data, str) and "${" in data:
-        last = path[-1] if path else ""
-        if last not in CREDENTIAL_FIELDS:
-            out.append(doc.diag(path, "secret references are allowed only in credential fields "
-                                      f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
+                out.long.append(doc.diag(at, f"'{key or 'value'}' is {len(value):,} characters "
+                                             f"('{value[:20]}...'); it may be at most {limit:,}"))
+                continue
+            if "${" in value and (at[-1] if at else "") not in CREDENTIAL_FIELDS:
+                out.misuse.append(doc.diag(at, "secret references are allowed only in credential fields "
+                                               f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
+            bad = bad_character(value, free=key in FREE_TEXT)
+            if bad:
+                what = f"'{key}'" if key else "value"
+                out.unsafe.append(doc.diag(at, f"{what} holds {bad}; names and identifiers are one line of "
+                                               "visible text (they are shown in plans, pull-request comments "
+                                               "and the audit log)"))
+    out.long.sort()
     return out

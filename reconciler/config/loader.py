@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+import reconciler.config.identifiers  # noqa: F401  (registers the reserved-attribute check)
 import reconciler.integrations.checks  # noqa: F401  (registers the connection and integration checks)
 import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fallback user checks)
 from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
-from reconciler.config.identifiers import unsafe_text  # (also registers the reserved-attribute check)
-from reconciler.config.lengths import reference_misuse, too_long
+from reconciler.config.lengths import scan_text
 from reconciler.config.models import Config, ConfigFile
 from reconciler.config.partial import Dropped, keep_valid
 from reconciler.config.yamlpos import Document, parse, read
@@ -91,13 +91,13 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
     unreadable = bool(problems)  # a file that is not YAML: what it declares is unknown
     dropped = Dropped()  # the keys of items that failed validation; the other items are kept and cross-checked
     for doc in docs:
-        long = too_long(doc, doc.data)
-        if long:  # not validated further: a message of the validation would quote the value
-            problems.extend(long)
+        scan = scan_text(doc, doc.data)
+        if scan.long:  # not validated further: a message of the validation would quote the value
+            problems.extend(scan.long)
             unreadable = True
             continue
-        problems.extend(reference_misuse(doc, doc.data, ()))
-        unsafe = unsafe_text(doc, doc.data)
+        problems.extend(scan.misuse)
+        unsafe = scan.unsafe
         index: dict[str, list[int]] | None = None
         try:
             model = ConfigFile.model_validate(doc.data, context=context)

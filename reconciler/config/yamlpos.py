@@ -12,6 +12,7 @@ comments must survive: usermaps resolve --write, import.)
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,9 @@ def parse(raw: bytes, display: str) -> Document:
 
 
 _RESOLVER = yaml.resolver.Resolver()
+# First characters of a plain scalar for which the resolver has no implicit type (bool, null, int, float,
+# timestamp, merge, value all start otherwise): such a scalar is text, with no regular expression tried.
+_TEXT_START = frozenset(c for c in string.ascii_letters if c not in _RESOLVER.yaml_implicit_resolvers)
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -246,6 +250,8 @@ def _scalar(event: Any, pos: tuple[int, int], fail: Callable[[tuple[int, int], s
     if event.tag in (None, "!"):
         if event.tag == "!" or event.style in ("'", '"', "|", ">"):
             return event.value
+        if event.value[:1] in _TEXT_START:
+            return event.value  # no implicit type starts with this character: text, as resolve() would say
         tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
     else:
         tag = event.tag

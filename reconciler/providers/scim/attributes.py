@@ -4,7 +4,7 @@ comparable attributes (the plan's before and after), and those attributes turned
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from reconciler.config.models import Member, ScimProvider, Team
@@ -54,27 +54,56 @@ def _live_attr(res: dict[str, Any], key: str) -> Any:
     return _get(res, key)
 
 
+def _manager(res: dict[str, Any], usernames: dict[str, str]) -> Any:
+    mgr = (res.get(ENTERPRISE) or {}).get("manager")
+    mid = mgr.get("value") if isinstance(mgr, dict) else None
+    return usernames.get(str(mid), f"id:{mid}") if mid else None
+
+
+def _path(dotted: str) -> Callable[[dict[str, Any], dict[str, str]], Any]:
+    top, _, sub = dotted.partition(".")
+    if not sub:
+        return lambda res, _: res.get(top)
+
+    def get(res: dict[str, Any], _: dict[str, str]) -> Any:
+        v = res.get(top)
+        return v.get(sub) if isinstance(v, dict) else None
+    return get
+
+
+def _enterprise(attr: str) -> Callable[[dict[str, Any], dict[str, str]], Any]:
+    return lambda res, _: (res.get(ENTERPRISE) or {}).get(attr)
+
+
+# plan key -> how a live user gives it: every attribute reconciler manages on a user
+_LIVE: dict[str, Callable[[dict[str, Any], dict[str, str]], Any]] = {
+    "userName": lambda res, _: res.get("userName"),
+    "emails": lambda res, _: _primary_email(res),
+    "active": lambda res, _: res.get("active", True) if res.get("active") is not None else True,
+    "externalId": lambda res, _: res.get("externalId"),
+    "roles": lambda res, _: sorted(str(r.get("value")) for r in res.get("roles") or [] if isinstance(r, dict)),
+    **{attr: _path(attr) for attr in _SIMPLE_FIELDS.values()},
+    **{f"enterprise:{attr}": _enterprise(attr) for attr in _ENT_FIELDS.values()},
+    "enterprise:manager": _manager,
+}
+
+
 def live_user(res: dict[str, Any], usernames: dict[str, str], extra: Iterable[str] = ()) -> dict[str, Any]:
     """The attributes reconciler can manage, as the plan shows them; ``extra`` names the other attributes
     the config declares (a member's ``attributes``)."""
-    ent = res.get(ENTERPRISE) or {}
-    out: dict[str, Any] = {
-        "userName": res.get("userName"),
-        "emails": _primary_email(res),
-        "active": res.get("active", True) if res.get("active") is not None else True,
-        "externalId": res.get("externalId"),
-        "roles": sorted(str(r.get("value")) for r in res.get("roles") or [] if isinstance(r, dict)),
-    }
-    for attr in _SIMPLE_FIELDS.values():
-        out[attr] = _get(res, attr)
-    for attr in _ENT_FIELDS.values():
-        out[f"enterprise:{attr}"] = ent.get(attr)
-    mgr = ent.get("manager")
-    mid = mgr.get("value") if isinstance(mgr, dict) else None
-    out["enterprise:manager"] = usernames.get(str(mid), f"id:{mid}") if mid else None
+    out = {key: get(res, usernames) for key, get in _LIVE.items()}
     for key in extra:
         if key not in out:
             out[key] = _live_attr(res, key)
+    return out
+
+
+def live_values(res: dict[str, Any], usernames: dict[str, str], keys: Iterable[str]) -> dict[str, Any]:
+    """``live_user`` for ``keys`` only (what a member declares: all a diff against it reads)."""
+    out = {}
+    for key in keys:
+        get = _LIVE.get(key)
+        out[key] = get(res, usernames) if get is not None else _live_attr(res, key)
     return out
 
 
@@ -163,7 +192,8 @@ def _same(key: str, want: Any, have: Any) -> bool:
 
 
 def attribute_diff(want: dict[str, Any], have: dict[str, Any]) -> list[AttributeChange]:
-    return [AttributeChange(k, have.get(k), v) for k, v in want.items() if not _same(k, v, have.get(k))]
+    return [AttributeChange(k, have.get(k), v) for k, v in want.items()
+            if v != have.get(k) and not _same(k, v, have.get(k))]
 
 
 def digest(res: dict[str, Any]) -> str:

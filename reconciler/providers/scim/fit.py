@@ -68,6 +68,8 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
                              "provider stores, or authoritative: true (docs/scim.md)")
     derive = "name.formatted" in schema.required(USER) and not schema.refusal("name.formatted", USER)
     dropped: dict[str, tuple[str, list[str]]] = {}
+    refusals: dict[str, str | None] = {}  # by plan key: the schema's answer is the same for every member
+    required = schema.required(USER)
     for m, want, res in found:
         if derive and want.get("name.formatted") is None:
             full = " ".join(str(want[k]) for k in ("name.givenName", "name.familyName") if want.get(k))
@@ -80,9 +82,13 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
                 if out.mark_dropped or why_mark:
                     del want[key]
                 continue
-            why = schema.refusal(schema_path(key), USER)
-            if why is None and key == "emails":
-                why = schema.refusal("emails.value", USER)
+            if key in refusals:
+                why = refusals[key]
+            else:
+                why = schema.refusal(schema_path(key), USER)
+                if why is None and key == "emails":
+                    why = schema.refusal("emails.value", USER)
+                refusals[key] = why
             if why is None:
                 continue
             if key in (m.attributes or {}):
@@ -93,7 +99,7 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
             del want[key]
             dropped.setdefault(key, (why, []))[1].append(m.key)
         if res is None:
-            for path in schema.required(USER):
+            for path in required:
                 key = plan_key(path)
                 if want.get(key) is None:
                     hint = FIELDS.get(key) or ("given_name and family_name" if key == "name.formatted" else None)

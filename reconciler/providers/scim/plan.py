@@ -24,6 +24,7 @@ from reconciler.providers.scim.attributes import (
     desired_user,
     live_group,
     live_user,
+    live_values,
     mark_of,
     precondition,
 )
@@ -51,10 +52,11 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
 
     by_name: dict[str, dict[str, Any]] = {}
     by_ext: dict[str, dict[str, Any]] = {}
+    marks = {id(u): mark_of(u, p) for u in live.users}  # each live user's ownership mark, read once
     for u in live.users:
         by_name.setdefault(str(u.get("userName", "")).lower(), u)
-        if mark_of(u, p):
-            by_ext.setdefault(mark_of(u, p), u)
+        if marks[id(u)]:
+            by_ext.setdefault(marks[id(u)], u)
 
     members = config.members_for(p.name)
     mark = mark_key(p)
@@ -101,7 +103,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
                                   payload=_refs_user(want, ids)))
             continue
-        have = live_user(res, usernames, want)
+        have = live_values(res, usernames, want)
         diff = attribute_diff(want, have)
         if not diff:
             continue
@@ -116,12 +118,12 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
                               precondition=precondition(res, caps),
                               payload=_refs_user(want, ids)))
 
-    managed = sum(1 for u in live.users if mark_of(u, p).startswith(prefix)) if prefix else 0
+    managed = sum(1 for u in live.users if marks[id(u)].startswith(prefix)) if prefix else 0
     for u in live.users:
         uid = str(u.get("id"))
         if uid in matched:
             continue
-        ext = mark_of(u, p)
+        ext = marks[id(u)]
         owned = bool(prefix) and ext.startswith(prefix)
         if not (owned or p.authoritative):
             continue
