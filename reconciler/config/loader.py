@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 import reconciler.config.identifiers  # noqa: F401  (registers the reserved-attribute check)
 import reconciler.integrations.checks  # noqa: F401  (registers the connection and integration checks)
 import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fallback user checks)
-from reconciler.config.base import Item, Origin
+from reconciler.config.base import Item, Origin, pack
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.lengths import scan_text
 from reconciler.config.models import Config, ConfigFile
@@ -264,16 +264,15 @@ def _attach_origins(model: ConfigFile, doc: Document, index: dict[str, list[int]
 
 
 def _by_item(table: dict[tuple[str | int, ...], tuple[int, int]]) \
-        -> dict[tuple[str | int, ...], dict[str, tuple[int, int]]]:
-    out: dict[tuple[str | int, ...], dict[str, tuple[int, int]]] = {}
+        -> dict[tuple[str | int, ...], dict[str, int]]:
+    out: dict[tuple[str | int, ...], dict[str, int]] = {}
     for p, pos in table.items():
         if len(p) > 2:
-            out.setdefault(p[:2], {})[_dotted(p[2:])] = pos
+            out.setdefault(p[:2], {})[_dotted(p[2:])] = pack(*pos)
     return out
 
 
-def _origin(doc: Document, path: tuple[str | int, ...], values: dict[str, tuple[int, int]],
-            keys: dict[str, tuple[int, int]]) -> Origin:
+def _origin(doc: Document, path: tuple[str | int, ...], values: dict[str, int], keys: dict[str, int]) -> Origin:
     line, col = doc.position(path)
     return Origin(doc.file, line, col, keys, values)
 

@@ -406,3 +406,25 @@ def test_a_401_on_schemas_is_an_authentication_error(client: ScimClient, api: re
     api.get("/Schemas").mock(return_value=httpx.Response(401))
     with pytest.raises(AuthError):
         client.schema()
+
+
+def test_a_listed_user_keeps_what_a_plan_reads_and_its_digest() -> None:
+    import copy
+
+    from reconciler.providers.scim.attributes import digest, live_user, precondition
+    from reconciler.providers.scim.client import Capabilities
+    from reconciler.providers.scim.wire import trim_user
+
+    user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "u1", "userName": "a@acme.io",
+            "name": {"givenName": "A"}, "emails": [{"value": "a@acme.io", "primary": True}], "active": True,
+            "groups": [{"value": "g1", "$ref": "https://x/Groups/g1", "display": "appsec"}],
+            "meta": {"resourceType": "User", "created": "2026-01-01T00:00:00Z", "version": 'W/"3"',
+                     "location": "https://x/Users/u1"}}
+    trimmed = trim_user(copy.deepcopy(user))
+    assert "groups" not in trimmed and trimmed["meta"] == {"version": 'W/"3"'}
+    assert digest(trimmed) == digest(user)
+    assert live_user(trimmed, {}) == live_user(user, {})
+    for caps in (Capabilities(etag=True), Capabilities(etag=False)):
+        assert precondition(trimmed, caps) == precondition(user, caps)
+    no_version = trim_user({"id": "u2", "meta": {"created": "x", "location": "y"}})
+    assert no_version["meta"] == {}

@@ -50,7 +50,7 @@ from reconciler.providers.scim.bulk import (
 )
 from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
-from reconciler.providers.scim.wire import auth_for, form_refused, listed
+from reconciler.providers.scim.wire import auth_for, form_refused, listed, trim_user
 from reconciler.threads import Pool
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ class ScimClient:
             items = body.get("Resources") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
                 raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
-            found = [r for r in items or [] if isinstance(r, dict)]
+            found = [trim_user(r) if resource == "Users" else r for r in items or [] if isinstance(r, dict)]
             total = body.get("totalResults", len(found))
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 raise ServerError(f"{resource} list: totalResults is {str(total)[:40]!r}, not a count", "GET", url)
@@ -496,5 +496,3 @@ def _json(r: httpx.Response) -> Any:
 
 def _quote(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
-
-

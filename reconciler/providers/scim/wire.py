@@ -1,5 +1,5 @@
-"""Small pieces of the SCIM wire protocol: a provider's HTTP auth, reading a list answer, and what a
-refused member-removal PATCH means.
+"""Small pieces of the SCIM wire protocol: a provider's HTTP auth, reading a list answer (and what a plan
+never reads of a listed user), and what a refused member-removal PATCH means.
 """
 
 from __future__ import annotations
@@ -60,3 +60,15 @@ def listed(r: httpx.Response) -> Any:
     except ValueError:
         raise ServerError("the server answered with something that is not JSON", "GET",
                           str(r.request.url.copy_with(query=None)), r.status_code) from None
+
+
+def trim_user(r: dict[str, Any]) -> dict[str, Any]:
+    """What a plan never reads of a listed user, dropped as its page arrives: the groups it is in
+    (derived, read-only; the groups say it) and meta but its version (the ETag). Neither is part of a
+    user's digest (``attributes.digest``), so preconditions are unchanged; at 100,000 users this is
+    about a third of the live state's memory."""
+    r.pop("groups", None)
+    meta = r.get("meta")
+    if isinstance(meta, dict) and len(meta) > 1:
+        r["meta"] = {"version": meta["version"]} if "version" in meta else {}
+    return r
