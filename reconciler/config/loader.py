@@ -114,6 +114,7 @@ def load_config(path: str | Path, overrides: Mapping[Path, bytes] | None = None)
             problems.extend(unsafe)
         _attach_origins(model, doc, index)
         parsed.append((doc, model))
+        doc.release()  # the items keep their origins; the file's data and positions go now, not at the end
     if unreadable:
         raise ConfigError(problems)
 

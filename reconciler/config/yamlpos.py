@@ -42,6 +42,11 @@ class Document:
                  keys: dict[PathKey, tuple[int, int]]) -> None:
         self.file, self.data, self.values, self.keys = file, data, values, keys
 
+    def release(self) -> None:
+        """Drop the data and the positions (what a loaded config keeps is in its items' origins): at
+        100,000 members they are hundreds of megabytes. Positions asked for afterwards are the file's."""
+        self.data, self.values, self.keys = None, {}, {}
+
     def position(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Position of the value (or key) at ``path``, else of the nearest enclosing node."""
         table = self.keys if key else self.values
