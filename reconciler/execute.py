@@ -25,6 +25,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.plan.model import Action, Change
 from reconciler.providers._http import current_address
 from reconciler.secrets import redact
+from reconciler.threads import in_slot
 
 
 @dataclass
@@ -241,6 +242,8 @@ class Graph:
         self._link()
         lock = threading.Lock()
         ready: dict[str, deque[Step]] = {p: deque() for p in self.sizes}
+        # what a step fans out (threads.fan_out) shares its pool's slots: the bound holds for requests too
+        slots = {p: threading.BoundedSemaphore(n) for p, n in self.sizes.items()}
         wake = {p: threading.Condition(lock) for p in self.sizes}
         settled = threading.Condition(lock)
         state = {"left": len(self.steps), "running": 0}
@@ -278,7 +281,7 @@ class Graph:
                     state["running"] += 1
                 try:
                     assert s.work is not None
-                    s.work()
+                    in_slot(slots[pool], s.work)
                 except BaseException as exc:  # a bug: stop starting steps, let the running ones end
                     with lock:
                         broken.append(exc)

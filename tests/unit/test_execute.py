@@ -225,3 +225,39 @@ def test_gates_free_at_the_start_end_once_and_free_what_follows_once() -> None:
     t.start()
     assert done.wait(30), "the run never ended"
     assert sorted(seen) == ["u0@acme.io", "u1@acme.io", "u2@acme.io"]
+
+
+def test_what_a_step_fans_out_shares_its_pools_bound() -> None:
+    """A step that sends several requests at once (a SCIM Bulk step's chunks, through threads.fan_out)
+    lends its slot to them: with the pool's other steps, never more than the pool's size in flight."""
+    from reconciler.threads import fan_out
+
+    lock = threading.Lock()
+    running = 0
+    most = 0
+    pair = threading.Barrier(2, timeout=30)  # two at once must be possible, or it breaks and the test fails
+
+    def request(together: bool = False) -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        if together:
+            pair.wait()
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    def bulk(c: Change) -> None:
+        fan_out([lambda: request(True), lambda: request(True), request, request, request, request], 4, "t")
+
+    outcomes: list[Outcome] = []
+    g = Graph()
+    pool = g.pool("p", 2)
+    g.each(pool, _changes(1), bulk, outcomes.append)
+    g.each(pool, _changes(6, "scim.q"), lambda c: request(), outcomes.append)
+    g.run()
+    assert [o.error for o in outcomes if not o.ok] == []
+    assert most == 2
+    # outside an apply step it is a plain bounded pool
+    assert fan_out([lambda: 1, lambda: 2, lambda: 3], 2, "t") == [1, 2, 3]

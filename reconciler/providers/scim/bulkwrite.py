@@ -12,6 +12,7 @@ applier would have sent it without Bulk.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from reconciler.providers.scim import attributes as scim
 from reconciler.providers.scim.bulk import _JSON, LOST, Adopted, BulkChunk, BulkResult, bulk_status
 from reconciler.providers.scim.client import PATCH_OP
 from reconciler.secrets import redact
-from reconciler.threads import Pool
+from reconciler.threads import fan_out
 
 if TYPE_CHECKING:
     from reconciler.providers.scim.apply import ScimApplier
@@ -100,10 +101,9 @@ def run(applier: ScimApplier, changes: list[Change], prepare: Callable[[Change],
             else:
                 applier._done(Outcome(w.change, True, None, (time.perf_counter() - t0) * 1000))
 
-    workers = max(1, min(client.provider.concurrency, len(chunks)))
-    with Pool(max_workers=workers, thread_name_prefix=f"bulk-{client.provider.name}") as pool:
-        for f in [pool.submit(one_chunk, ch) for ch in chunks]:
-            f.result()
+    # at most the provider's concurrency in flight, this step's and the other steps' requests together
+    fan_out([functools.partial(one_chunk, ch) for ch in chunks], min(client.provider.concurrency, len(chunks)),
+            f"bulk-{client.provider.name}")
 
 
 def _alone(w: Write) -> ReconcilerError | None:

@@ -6,6 +6,7 @@ lists (never a GET per object), and ``/Schemas`` with ``/ResourceTypes`` once (`
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from reconciler.providers.scim.bulk import (
 from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
 from reconciler.providers.scim.wire import auth_for, form_refused, listed, trim_user
-from reconciler.threads import Pool
+from reconciler.threads import Pool, fan_out
 
 if TYPE_CHECKING:
     from reconciler.session import Session
@@ -479,9 +480,8 @@ class ScimClient:
             except ProviderError as exc:
                 return bid, exc
 
-        workers = max(1, min(self.provider.concurrency, len(chunk)))
-        with Pool(max_workers=workers, thread_name_prefix=f"bulk-{self.provider.name}") as pool:
-            return dict(pool.map(one, chunk))
+        return dict(fan_out([functools.partial(one, item) for item in chunk],
+                            min(self.provider.concurrency, len(chunk)), f"bulk-{self.provider.name}"))
 
 
 
