@@ -296,3 +296,35 @@ def test_a_team_rename_is_a_plan_error_where_displayname_is_immutable(canaille: 
     assert r.exit_code == 1
     assert re.search(r"teams\.yaml:\d+:\d+: team security: provider canaille cannot rename its group appsec "
                      r"\(displayName is immutable in /Schemas\)", r.stderr), r.stderr
+
+
+def test_a_new_team_gets_each_member_once_when_they_are_created_before_its_group(
+        canaille: Canaille, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shrunk failure of the convergence test, made certain: a new team's group and its new members are
+    created at once, and a member created before the group's body was made was sent in the body and
+    again by the group's completion. Canaille keeps a member added twice, twice, so the next plan was
+    never empty. Here the group's create waits until every member exists."""
+    import threading
+
+    from reconciler.providers.scim.apply import ScimApplier
+
+    cfg = write(tmp_path / "cfg", provider(canaille, ownership_attribute=f"{ENT}:employeeNumber"))
+    made = threading.Event()
+    create_group = ScimApplier._create_group
+    upsert = ScimApplier._upsert_user
+
+    def late_group(self: ScimApplier, c: Any) -> tuple[str, bool]:
+        assert made.wait(30), "the members were never created"
+        return create_group(self, c)
+
+    def user(self: ScimApplier, c: Any) -> None:
+        upsert(self, c)
+        if all(e in self.ids for e in ("alice@acme.io", "bob@acme.io", "carol@acme.io")):
+            made.set()
+
+    monkeypatch.setattr(ScimApplier, "_create_group", late_group)
+    monkeypatch.setattr(ScimApplier, "_upsert_user", user)
+    converge(cfg)
+    members = [m["value"] for m in live(canaille, "Groups")["appsec"]["members"]]
+    assert len(members) == len(set(members)) == 2, members
+    assert plan_of(cfg).changes == []

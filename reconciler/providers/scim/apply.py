@@ -346,7 +346,11 @@ class ScimApplier:
 
     def _group_body(self, c: Change) -> dict[str, Any]:
         assert c.after is not None
-        members = [i for i in (self._id(e) for e in c.after.get("members", [])) if i]
+        # the members that existed at plan time, no more: the ones created since (maybe while this body is
+        # made: creates run at once) are added by the group's completion (new_group_adds), which is the
+        # complement, so no member is sent twice (Canaille keeps a member added twice, twice)
+        known = known_ids(c)
+        members = [i for i in (self._id(e) for e in c.after.get("members", []) if e in known) if i]
         body: dict[str, Any] = {"schemas": [GROUP], "displayName": c.after["displayName"],
                                 "members": self._member_values(members)}
         if "externalId" in c.after:  # not where the provider holds it read-only (scim/fit.py)
