@@ -91,11 +91,7 @@ _LIVE: dict[str, Callable[[dict[str, Any], dict[str, str]], Any]] = {
 def live_user(res: dict[str, Any], usernames: dict[str, str], extra: Iterable[str] = ()) -> dict[str, Any]:
     """The attributes reconciler can manage, as the plan shows them; ``extra`` names the other attributes
     the config declares (a member's ``attributes``)."""
-    out = {key: get(res, usernames) for key, get in _LIVE.items()}
-    for key in extra:
-        if key not in out:
-            out[key] = _live_attr(res, key)
-    return out
+    return live_values(res, usernames, dict.fromkeys([*_LIVE, *extra]))
 
 
 def live_values(res: dict[str, Any], usernames: dict[str, str], keys: Iterable[str]) -> dict[str, Any]:

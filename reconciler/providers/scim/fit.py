@@ -66,10 +66,10 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
                              f"({why_mark}): users reconciler creates are not marked, so a member removed from "
                              "the config is left on the provider; set ownership_attribute to an attribute the "
                              "provider stores, or authoritative: true (docs/scim.md)")
-    derive = "name.formatted" in schema.required(USER) and not schema.refusal("name.formatted", USER)
+    required = schema.required(USER)
+    derive = "name.formatted" in required and not schema.refusal("name.formatted", USER)
     dropped: dict[str, tuple[str, list[str]]] = {}
     refusals: dict[str, str | None] = {}  # by plan key: the schema's answer is the same for every member
-    required = schema.required(USER)
     for m, want, res in found:
         if derive and want.get("name.formatted") is None:
             full = " ".join(str(want[k]) for k in ("name.givenName", "name.familyName") if want.get(k))
