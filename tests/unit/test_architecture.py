@@ -151,3 +151,19 @@ def test_every_system_implements_the_contract_and_owns_its_prefix() -> None:
     assert len(set(prefixes)) == len(prefixes)
     assert all(system_for(p + 'x["y"]') is s for p, s in zip(prefixes, SYSTEMS, strict=True))
     assert system_for("ldap.x") is None
+
+
+def test_jira_s_planner_reaches_no_client() -> None:
+    """Jira's planner is given what was read (``jira.live.LiveState``), never a client: nothing it imports,
+    directly or through other modules, makes a request (see tests/unit/test_jira_plan.py)."""
+    mods = modules()
+    graph = {name: runtime_imports(path, name, set(mods)) for name, path in mods.items()}
+    reached, todo = set(), ["reconciler.providers.jira.plan"]
+    while todo:
+        m = todo.pop()
+        if m not in reached:
+            reached.add(m)
+            todo += sorted(graph[m])
+    assert {"reconciler.providers.jira.roles", "reconciler.providers.jira.live"} <= reached
+    assert not reached & {"reconciler.providers.jira.client", "reconciler.providers.jira.read",
+                          "reconciler.providers._http"}, sorted(reached)

@@ -13,7 +13,8 @@ with usernames and a personal access token. Both are read with paged calls where
 
 - ``client``: the wire protocol and ``connect``;
 - ``common``: names, addresses, the plan's parts, value comparisons;
-- ``plan`` (with ``base``, ``roles``, ``removed``): desired + live -> changes;
+- ``live``: what a plan read (``LiveState``), and ``read``: reading it, in waves;
+- ``plan`` (with ``base``, ``roles``, ``removed``): desired + ``LiveState`` -> changes, with no request;
 - ``apply``: one connection's changes in dependency order;
 - ``system``: all of it as one live system of the contract (``reconciler.contract``).
 """

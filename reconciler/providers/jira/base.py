@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from reconciler.config.models import Config
 from reconciler.errors import AuthError, ProviderError
 from reconciler.integrations.models import Integration, JiraConnection
-from reconciler.providers.jira.client import JiraClient, concurrently
-from reconciler.providers.jira.common import (
-    JiraPlan,
-    _Live,
-    _where,
-)
+from reconciler.providers.jira.common import JiraPlan, _where
+from reconciler.providers.jira.live import LiveState, Read, Unread
 from reconciler.secrets import redact
-
-_R = TypeVar("_R")
 
 
 class PlannerBase:
     """What one connection's planner holds while it plans (``plan.ConnectionPlanner``)."""
 
-    def __init__(self, config: Config, conn: JiraConnection, client: JiraClient) -> None:
-        self.config, self.conn, self.client = config, conn, client
+    def __init__(self, config: Config, conn: JiraConnection, live: LiveState) -> None:
+        self.config, self.conn, self.live = config, conn, live
         self.out = JiraPlan()
-        self.live = _Live()
+        self.me = ""  # the integration user's identity
+        self.users: dict[str, dict[str, Any]] = {}  # identity -> account, of the accounts the config names
         # (project, role) -> (role id, membership mode, wanted identity -> member email)
         self.roles: dict[tuple[str, str], tuple[int, str, dict[str, str]]] = {}
         # integration -> role -> (role id, identities its teams want there)
@@ -44,56 +39,35 @@ class PlannerBase:
         self.pending: list[tuple[Integration, Any, dict[str, Any]]] = []
         # role change address -> the integrations whose recorded grant it revokes (they depend on it)
         self.ends: dict[str, set[str]] = {}
-        # (read, arguments) -> (answer, error): the reads made once per plan (``read``)
-        self.memo: dict[tuple[str, tuple[Any, ...]], tuple[Any, ProviderError | None]] = {}
+        # the reads this run needed and found missing (``live.Unread``): the run is then one wave of reads
+        self.unread: set[Read] = set()
+        # reads this run knows a later step will need: made with the wave, never a wave of their own
+        self.hints: set[Read] = set()
+
+    def attempt(self, step: Callable[[], None]) -> None:
+        """Run one step of the plan. A read it needs that is not made yet ends the step and is kept for this
+        wave, and the next steps go on (each stands alone: an integration, the removal scan). Once a read
+        is missing this run is not the plan but a search for reads, so an error of an answer is left to
+        the run that uses it with every answer read."""
+        try:
+            step()
+        except Unread as more:
+            self.unread |= more.reads
+        except ProviderError:
+            if not self.unread:
+                raise
+
+    def hint(self, reads: list[Read]) -> None:
+        """Reads a later step will ask for (once the steps before it have their answers): made in this
+        run's wave if it has one, so that they do not wait for a wave of their own."""
+        self.hints.update(r for r in reads if r not in self.live.answers)
 
     def problem(self, i: Integration | None, field: str | None, text: str) -> None:
         where = f"{_where(i, field)}: integration '{i.name}': " if i is not None else ""
         self.out.problems.append(f"{where}{text}")
 
-    def webhook_list(self) -> list[dict[str, Any]] | None:
-        """The admin webhooks, read once per plan; None when Jira would not list them (``webhook_trouble``
-        says why): that fails no plan by itself."""
-        if self.live.webhooks is None and self.live.webhook_error is None:
-            try:
-                self.live.webhooks = self.client.webhooks()
-            except ProviderError as exc:
-                self.live.webhook_error = exc
-        return self.live.webhooks
-
     def webhook_trouble(self) -> str:
-        exc = self.live.webhook_error
+        exc = self.live.webhook_error()
         if isinstance(exc, AuthError):
             return "listing admin webhooks needs the Jira administrator permission"
         return f"listing admin webhooks failed ({redact(str(exc))})"
-
-    def property_keys_of(self, project: str) -> list[str] | None:
-        """The keys of a project's properties, listed once per plan (None: the project is gone)."""
-        if project not in self.live.property_keys:
-            self.live.property_keys[project] = self.client.property_keys(project)
-        return self.live.property_keys[project]
-
-    def read(self, fn: Callable[..., _R], *args: Any) -> _R:
-        """``fn(*args)``, a read of the client, made once per plan: what ``prefetch`` read at once is
-        answered from memory (an error it met is raised here, where the planner uses the answer)."""
-        key = (getattr(fn, "__name__", repr(fn)), args)
-        if key not in self.memo:
-            try:
-                self.memo[key] = (fn(*args), None)
-            except ProviderError as exc:
-                self.memo[key] = (None, exc)
-        value, error = self.memo[key]
-        if error is not None:
-            raise error
-        return value  # type: ignore[no-any-return]
-
-    def prefetch(self, reads: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
-        """Make reads that do not depend on each other at once (each once), for ``read`` to answer."""
-        todo = list({(getattr(fn, "__name__", repr(fn)), args): (fn, args) for fn, args in reads}.values())
-
-        def one(item: tuple[Callable[..., Any], tuple[Any, ...]]) -> None:
-            try:
-                self.read(item[0], *item[1])
-            except ProviderError:
-                pass  # memorised: raised when the planner uses it
-        concurrently(one, todo)

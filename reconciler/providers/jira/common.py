@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.config.models import Config
-from reconciler.errors import ProviderError
 from reconciler.integrations.models import Integration, JiraConnection, RedmineConnection
 from reconciler.plan.model import AttributeChange, Change, JiraWebhook
 from reconciler.providers.tracker import integrations_on as integrations_on
@@ -100,20 +99,6 @@ class JiraPlan:
     problems: list[str] = field(default_factory=list)
     managed: int = 0  # integration records and webhooks of reconciler's seen live (the removal threshold's base)
 
-
-@dataclass
-class _Live:
-    """What one connection's plan read, shared by its integrations."""
-
-    me: str = ""
-    resolutions: list[dict[str, Any]] | None = None
-    webhooks: list[dict[str, Any]] | None = None
-    webhook_error: ProviderError | None = None  # why the admin webhooks could not be listed
-    property_keys: dict[str, list[str] | None] = field(default_factory=dict)  # project -> its property keys
-    # (project, issue type id) -> the fields of its create screen
-    create_fields: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    project_keys: list[str] | None = None
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _by_name(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

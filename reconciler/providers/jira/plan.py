@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from reconciler.errors import NotFoundError, ProviderError
+from reconciler.errors import NotFoundError
 from reconciler.integrations.models import Integration
 from reconciler.plan.model import Action, Change, JiraProperty, JiraTestIssue, Precondition
 from reconciler.providers.digest import digest
-from reconciler.providers.jira.client import concurrently
 from reconciler.providers.jira.common import (
     ADMIN_GLOBAL,
     ADMIN_PROJECT,
@@ -32,6 +31,7 @@ from reconciler.providers.jira.common import (
     link,
     webhook_body,
 )
+from reconciler.providers.jira.live import Unread
 from reconciler.providers.jira.removed import RemovalPlanning
 from reconciler.providers.jira.roles import RolePlanning
 from reconciler.usermaps.resolve import fallback_users, identities_for, mapped_identities
@@ -41,59 +41,56 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
     """Plans one Jira connection: reads what its integrations use, checks it, and diffs."""
 
     def plan(self) -> JiraPlan:
+        """The connection's changes, from ``self.live`` alone; ``live.Unread`` when it needs reads not made
+        yet (all those this run found missing: ``read.read_live`` makes them and runs it again)."""
         ints = integrations_on(self.config, self.conn.name)
         self.declared = {i.name for i in ints}
-        # every account this connection's config names: mapped identities, fallback users, team members
+        self.attempt(self._check_connection)
+        for i in ints:  # one integration after another: the plan's order
+            self.attempt(lambda i=i: self._plan_integration(i))  # type: ignore[misc]
+        if self.unread or not self.out.problems:
+            self.attempt(lambda: self._plan_removed(ints))
+            self.attempt(self._plan_role_changes)
+            self.attempt(self._plan_properties)
+        if self.unread:
+            raise Unread(self.unread | self.hints)
+        if not self.out.problems:
+            self.out.changes = link(self.conn.name, self.out.changes, self.ends)
+        return self.out
+
+    def _check_connection(self) -> None:
+        """The integration user, the Data Center version and every account the connection's config names
+        (mapped identities, fallback users); the admin webhooks and resolutions are asked for in the same
+        wave, as nothing else needs to be read first."""
+        ints = integrations_on(self.config, self.conn.name)
         mapped = mapped_identities(self.config, self.conn.name)
         fallbacks = [fb for fb in fallback_users(self.config) if fb.system == self.conn.name]
         wanted = set(mapped)
         for fb in fallbacks:
             wanted.update(identities_for(self.config, fb.member, self.conn.name)[:1])
-        # reads that do not depend on each other, at once
-        reads: list[Callable[[], Any]] = [self.client.myself,
-                                          (lambda: self.client.users(wanted)) if wanted else dict]
-        reads.append(self.client.resolutions if any(i.resolutions for i in ints) else (lambda: None))
-        if not self.client.cloud:
-            reads.append(self.client.server_info)
-        me, self.live.users, self.live.resolutions, *info = concurrently(lambda f: f(), reads)
-        self.live.me = self.client.identity_of(me)
+        idents = tuple(sorted(wanted))
+        self.live.need([("myself", ()), ("webhooks", ())] + ([("users", (idents,))] if idents else [])
+                       + ([("resolutions", ())] if any(i.resolutions for i in ints) else [])
+                       + ([] if self.live.cloud else [("server_info", ())]))
+        me = self.live.myself()
+        self.me = self.live.identity_of(me)
+        self.users = self.live.users(idents)
         if me.get("active") is False:
             self.out.problems.append(f"connection '{self.conn.name}': the integration user is deactivated in Jira")
-        if info:
-            self._check_version(info[0])
+        if not self.live.cloud:
+            self._check_version(self.live.server_info())
         self._check_accounts(mapped, fallbacks)
-        each: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        for i in ints:  # what each integration reads that depends on nothing else, at once
-            each += [(self.client.project, (i.project,)), (self.client.get_property, (i.project, i.property_key)),
-                      (self.client.permissions, (i.project, tuple(k for k, _ in self._needs(i)))),
-                      (self.property_keys_of, (i.project,))]
-            each += [(self.client.statuses, (i.project,))] if i.statuses else []
-            each += [(self.client.role_ids, (i.project,))] if i.team_roles else []
-        self.prefetch(each + [(self.webhook_list, ())])
-        self.prefetch([r for i in ints for r in self._screen_read(i)])
-        # every integration checked first (its problems kept aside), then the test-issue reads of those that
-        # check out made at once, then each planned in order: the plan is that of one integration after another
-        checked = []
-        for i in ints:
-            n_problems = len(self.out.problems)
-            state = self._check_integration(i)
-            checked.append((i, state, self.out.problems[n_problems:]))
-            del self.out.problems[n_problems:]
-        ready = [(i, state) for i, state, found in checked if state is not None and not found]
-        self.prefetch([r for i, state in ready for r in self._marker_read(i, state[0])])
-        self.prefetch([r for i, state in ready for r in self._test_issue_read(i, state[0])])
-        for i, state, found in checked:
-            self.out.problems += found
-            if state is not None and not found:
-                self._finish_integration(i, *state)
-        if not self.out.problems:
-            self._plan_removed(ints)
-            self._plan_role_changes()
-            for i, recorded, settings in self.pending:
-                settings["grants"] = self._grants(i, recorded)
-                self._plan_property(i, recorded, settings)
-            self.out.changes = link(self.conn.name, self.out.changes, self.ends)
-        return self.out
+
+    def _plan_integration(self, i: Integration) -> None:
+        n_problems = len(self.out.problems)
+        state = self._check_integration(i)
+        if state is not None and len(self.out.problems) == n_problems:
+            self._finish_integration(i, *state)
+
+    def _plan_properties(self) -> None:
+        for i, recorded, settings in self.pending:
+            settings["grants"] = self._grants(i, recorded)
+            self._plan_property(i, recorded, settings)
 
     def _check_version(self, info: dict[str, Any]) -> None:
         numbers = info.get("versionNumbers")
@@ -106,9 +103,9 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
 
     def _check_accounts(self, mapped: dict[str, str], fallbacks: list[Any]) -> None:
         members = {m.key: m for m in self.config.members}
-        kind = "account ID" if self.client.cloud else "username"
+        kind = "account ID" if self.live.cloud else "username"
         for ident, email in sorted(mapped.items()):
-            u = self.live.users.get(ident)
+            u = self.users.get(ident)
             member = members.get(email.lower())
             if u is None:
                 self.out.problems.append(f"user map of {email}: {self.conn.name} {kind} '{ident}' does not exist "
@@ -127,74 +124,29 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                 self.out.problems.append(f"{f}:{line}:{col}: {fb.describe()}: {fb.member} has no identity in "
                                          f"{self.conn.name}")
                 continue
-            u = self.live.users.get(ids[0])
+            u = self.users.get(ids[0])
             if u is None or u.get("active") is False:
                 state = "does not exist" if u is None else "is deactivated"
                 self.out.problems.append(f"{f}:{line}:{col}: {fb.describe()}: {kind} '{ids[0]}' of {fb.member} "
                                          f"{state} in Jira")
 
     def _project_missing(self, i: Integration) -> None:
-        if self.live.project_keys is None:
-            self.live.project_keys = self.client.project_keys()
         self.problem(i, "project", f"project '{i.project}' does not exist in {self.conn.name} or the integration "
-                                   f"user cannot browse it; {_choices(self.live.project_keys)}")
-
-    def _screen_read(self, i: Integration) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-        """The create-screen read ``_check_integration`` will make for ``i``, from what the first reads
-        answered (none when one of those failed: the planner meets that failure itself)."""
-        try:
-            project = self.read(self.client.project, i.project)
-            if project is None or project.get("key") != i.project:
-                return []
-            recorded = self.read(self.client.get_property, i.project, i.property_key)
-            have = self.read(self.client.permissions, i.project, tuple(k for k, _ in self._needs(i)))
-        except ProviderError:
-            return []
-        types = [t for t in project.get("issueTypes") or [] if not t.get("subtask")]
-        it = _by_name(types).get(i.issue_type)
-        rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
-        if it is None or not have.get("CREATE_ISSUES") or not (i.priorities or self._creates(i, rec)):
-            return []
-        return [(self.client.create_fields, (i.project, str(it["id"])))]
+                                   f"user cannot browse it; {_choices(self.live.project_keys())}")
 
     def _creates(self, i: Integration, rec: dict[str, Any]) -> bool:
         """Whether the activation test issue is still to be made."""
         return i.test_issue and not rec.get("testIssueCreated") \
-            and TEST_ISSUE_PROPERTY_PREFIX + i.name not in (self.property_keys_of(i.project) or [])
-
-    def _marker_read(self, i: Integration, recorded: Any) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-        """The read of the property recording the test issue that ``_plan_test_issue`` will make, if any."""
-        if not self._looks_for_test_issue(i, recorded):
-            return []
-        prop = TEST_ISSUE_PROPERTY_PREFIX + i.name
-        return [(self.client.get_property, (i.project, prop))] if prop in (self.property_keys_of(i.project) or []) \
-            else []
-
-    @staticmethod
-    def _looks_for_test_issue(i: Integration, recorded: Any) -> bool:
-        created = isinstance(recorded, dict) and bool(recorded.get("testIssueCreated"))
-        return i.test_issue and not (created and not i.delete_test_issue)
-
-    def _test_issue_read(self, i: Integration, recorded: Any) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-        """The issue read ``_plan_test_issue`` will make after its marker: by key, or else by label."""
-        if not self._looks_for_test_issue(i, recorded):
-            return []
-        if not self._marker_read(i, recorded):
-            return [(self.client.labelled_issues, (i.project, TEST_LABEL_PREFIX + i.name))]
-        try:
-            marker = self.read(self.client.get_property, i.project, TEST_ISSUE_PROPERTY_PREFIX + i.name)
-        except ProviderError:
-            return []
-        made = marker.get("issue") if isinstance(marker, dict) else None
-        key = str(made.get("key") or "") if isinstance(made, dict) else ""
-        if key:
-            return [(self.client.issue, (key,))] if i.delete_test_issue else []
-        return [(self.client.labelled_issues, (i.project, TEST_LABEL_PREFIX + i.name))]
+            and TEST_ISSUE_PROPERTY_PREFIX + i.name not in (self.live.property_keys(i.project) or [])
 
     def _check_integration(self, i: Integration) -> tuple[Any, dict[str, Any], dict[str, int]] | None:
         """What an integration names checked against the live Jira (problems said); its recorded property,
         the settings it should record and its role ids, or None when its project is missing or moved."""
-        project = self.read(self.client.project, i.project)
+        self.live.need([("project", (i.project,)), ("property", (i.project, i.property_key)),
+                        ("permissions", (i.project, tuple(k for k, _ in self._needs(i)))),
+                        ("property_keys", (i.project,))] + ([("statuses", (i.project,))] if i.statuses else [])
+                       + ([("role_ids", (i.project,))] if i.team_roles else []))
+        project = self.live.project(i.project)
         if project is None:
             self._project_missing(i)
             return None
@@ -202,7 +154,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
             self.problem(i, "project", f"project '{i.project}' has moved: Jira now calls it '{project.get('key')}' "
                                        f"(id {project.get('id')}); write project: {project.get('key')}")
             return None
-        recorded = self.read(self.client.get_property, i.project, i.property_key)
+        recorded = self.live.property(i.project, i.property_key)
         rec: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
 
         settings: dict[str, Any] = {
@@ -222,7 +174,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         # (global) and statuses (of this issue type's workflow in this project)
         settings["priorities"] = {}
         if i.statuses:
-            per_type = {t["name"]: t.get("statuses") or [] for t in self.read(self.client.statuses, i.project)}
+            per_type = {t["name"]: t.get("statuses") or [] for t in self.live.statuses(i.project)}
             statuses = per_type.get(i.issue_type) if it is not None else None
             if statuses is None:
                 statuses = list({s["id"]: s for ss in per_type.values() for s in ss}.values())
@@ -230,8 +182,9 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                                              f"status of {i.issue_type} issues in {i.project}", rec.get("statuses"))
         else:
             settings["statuses"] = {}
-        settings["resolutions"] = self._map(i, "resolutions", i.resolutions, self.live.resolutions or [],
-                                            "resolution", rec.get("resolutions"))
+        resolutions = self.live.resolutions() if i.resolutions else []
+        settings["resolutions"] = self._map(i, "resolutions", i.resolutions, resolutions, "resolution",
+                                            rec.get("resolutions"))
         settings.update({"trigger": i.trigger, "labels": list(i.labels), "template": list(i.template),
                          "comments": list(i.comments), "testIssue": i.test_issue,
                          "deleteTestIssue": i.delete_test_issue, "roleMembership": i.role_membership,
@@ -239,7 +192,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         # roles
         role_ids: dict[str, int] = {}
         if i.team_roles:
-            role_ids = self.read(self.client.role_ids, i.project)
+            role_ids = self.live.role_ids(i.project)
             settings["teamRoles"] = {}
             for team, role in sorted(i.team_roles.items()):
                 if role not in role_ids:
@@ -249,6 +202,12 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                     settings["teamRoles"][team] = {"id": str(role_ids[role]), "name": role}
         else:
             settings["teamRoles"] = {}
+        # the actors of its roles, and of those its record says it granted, are read once it checks out
+        granted = rec.get("grants")
+        recorded_ids = {int(g["id"]) for g in (granted.values() if isinstance(granted, dict) else [])
+                        if isinstance(g, dict) and str(g.get("id", "")).isdigit()}
+        self.hint([("role_users", (i.project, rid))
+                   for rid in sorted({role_ids[r] for r in i.team_roles.values() if r in role_ids} | recorded_ids)])
         # permissions, then what the create screen of the issue type offers (it needs Create issues)
         have = self._check_permissions(i)
         creates = self._creates(i, rec)
@@ -292,7 +251,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         the fields it sets against the screen and the screen's required fields against the fields it sets."""
         try:
             # integrations may share a screen: read once per plan
-            fields = {str(f.get("fieldId")): f for f in self.read(self.client.create_fields, i.project, type_id)}
+            fields = {str(f.get("fieldId")): f for f in self.live.create_fields(i.project, type_id)}
         except NotFoundError:
             self.problem(i, "issue_type", f"issue type '{i.issue_type}' cannot be created in {i.project}: Jira "
                                           "has no create screen for it")
@@ -334,7 +293,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
 
     def _check_permissions(self, i: Integration) -> dict[str, bool]:
         needs = self._needs(i)
-        have = self.read(self.client.permissions, i.project, tuple(k for k, _ in needs))
+        have = self.live.permissions(i.project, tuple(k for k, _ in needs))
         missing = [f"{label} ({k})" for k, label in needs if not have.get(k)]
         if missing:
             self.problem(i, "project", f"the integration user lacks {len(missing)} permission(s) on project "
@@ -367,19 +326,19 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         refs = JiraTestIssue(project=i.project, label=label)
         # the issue it made is recorded, by key, in a project property written as soon as it was created
         prop = TEST_ISSUE_PROPERTY_PREFIX + i.name
-        marker = self.read(self.client.get_property, i.project, prop) \
-            if prop in (self.property_keys_of(i.project) or []) else None
+        marker = self.live.property(i.project, prop) \
+            if prop in (self.live.property_keys(i.project) or []) else None
         made = marker.get("issue") if isinstance(marker, dict) else None
         key = str(made.get("key") or "") if isinstance(made, dict) else ""
         if key:
-            issue = self.read(self.client.issue, key) if i.delete_test_issue else None
+            issue = self.live.issue(key) if i.delete_test_issue else None
             if issue is not None:
                 before = {"key": issue.get("key"), "project": i.project, "label": label}
                 return [Change(self.conn.name, "test_issue", i.name, Action.DELETE, a, before=before,
                                id=str(issue.get("key")), payload=refs)], True
             return [], True  # created once (and perhaps deleted since): never again
         # no key recorded (an issue made before keys were, or records lost): its label is all there is left
-        found = self.read(self.client.labelled_issues, i.project, label)
+        found = self.live.labelled_issues(i.project, label)
         if found and i.delete_test_issue:
             issue = found[0]
             before = {"key": issue.get("key"), "project": i.project, "label": label}
@@ -398,7 +357,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         recorded_name = rec.get("webhook")
         if want is None and not recorded_name:
             return
-        hooks = self.webhook_list()
+        hooks = self.live.webhooks()
         if hooks is None:
             if want is not None:
                 self.problem(i, "webhook", f"webhook '{want['name']}' cannot be checked: {self.webhook_trouble()}")

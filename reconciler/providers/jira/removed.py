@@ -58,27 +58,27 @@ class RemovalPlanning(PlannerBase):
                 projects.update(k.upper() for k in keys if k)
         self.out.managed += sum(1 for w in hooks or [] if str(w.get("name")) in declared_hooks)
         seen: set[str] = set()
-        for project in sorted(projects):
-            for key in sorted(self.property_keys_of(project) or []):
-                name = key[len(PROPERTY_PREFIX):] if key.startswith(PROPERTY_PREFIX) else None
-                if not name:
-                    continue
-                if name in declared and declared[name] == project:
-                    continue
-                rec = self.client.get_property(project, key)
-                if not isinstance(rec, dict) or rec.get("managedBy") != "reconciler":
-                    continue
-                if name in declared:
-                    # moved to another project: its record and role grants here go; its webhook is declared
-                    # and follows it; on its new project it is created as any new integration is
-                    if rec.get("connection") not in others:
-                        self._remove(project, name, key, rec, declared_hooks, hooks, moved_to=declared[name])
-                    continue
-                if name in seen:
-                    continue
-                seen.add(name)  # its webhook goes with its record (or stays with it)
-                if rec.get("connection") not in others:  # else another connection of this config owns it
-                    self._remove(project, name, key, rec, declared_hooks, hooks)
+        self.live.need(("property_keys", (project,)) for project in projects)
+        found = [(project, key, key[len(PROPERTY_PREFIX):]) for project in sorted(projects)
+                 for key in sorted(self.live.property_keys(project) or []) if key.startswith(PROPERTY_PREFIX)]
+        found = [(project, key, name) for project, key, name in found
+                 if name and not (name in declared and declared[name] == project)]
+        self.live.need(("property", (project, key)) for project, key, _ in found)
+        for project, key, name in found:
+            rec = self.live.property(project, key)
+            if not isinstance(rec, dict) or rec.get("managedBy") != "reconciler":
+                continue
+            if name in declared:
+                # moved to another project: its record and role grants here go; its webhook is declared
+                # and follows it; on its new project it is created as any new integration is
+                if rec.get("connection") not in others:
+                    self._remove(project, name, key, rec, declared_hooks, hooks, moved_to=declared[name])
+                continue
+            if name in seen:
+                continue
+            seen.add(name)  # its webhook goes with its record (or stays with it)
+            if rec.get("connection") not in others:  # else another connection of this config owns it
+                self._remove(project, name, key, rec, declared_hooks, hooks)
         for name, w in sorted(by_convention.items()):
             if name in seen or name in self.conn.protect:
                 continue
@@ -89,8 +89,8 @@ class RemovalPlanning(PlannerBase):
         user may not list them: then it cannot have created any either (webhooks need a Jira administrator),
         so there is nothing of reconciler's to find. Any other failure is said in a note: the webhooks'
         projects are not searched."""
-        hooks = self.webhook_list()
-        if hooks is None and not isinstance(self.live.webhook_error, AuthError):
+        hooks = self.live.webhooks()
+        if hooks is None and not isinstance(self.live.webhook_error(), AuthError):
             self.out.notes.append(f"connection '{self.conn.name}': integrations removed from the config are looked "
                                   "for only in the projects that integrations and scan_projects name, not through "
                                   f"webhooks: {self.webhook_trouble()}")

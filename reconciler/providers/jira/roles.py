@@ -53,15 +53,14 @@ class RolePlanning(PlannerBase):
 
     def _plan_role_changes(self) -> None:
         slots = sorted(self.roles.keys() | self.retired.keys())
-        self.prefetch([(self.client.role_users, (project, (self.roles.get((project, role)) or
-                                                          self.retired[(project, role)])[0]))
-                       for project, role in slots])
+        self.live.need([("role_users", (project, (self.roles.get((project, role)) or
+                                                  self.retired[(project, role)])[0])) for project, role in slots])
         for project, role in slots:
             rid, mode, wanted = self.roles.get((project, role)) or (self.retired[(project, role)][0], "additive", {})
             key = f"{project}/{role}"
             a = address(self.conn.name, "project_role", key)
             try:
-                live = self.read(self.client.role_users, project, rid)
+                live = self.live.role_users(project, rid)
             except NotFoundError:
                 if (project, role) in self.roles:
                     raise
@@ -69,8 +68,8 @@ class RolePlanning(PlannerBase):
                 continue
             if mode == "authoritative":
                 after = set(wanted)
-                if self.live.me in live and self.live.me not in after:
-                    after.add(self.live.me)  # never lock the integration user out of a role it holds
+                if self.me in live and self.me not in after:
+                    after.add(self.me)  # never lock the integration user out of a role it holds
                     self.out.notes.append(f"{a}: the integration user keeps its place in the role")
             else:
                 after = set(live) | set(wanted)
@@ -79,7 +78,7 @@ class RolePlanning(PlannerBase):
             granted_by = self.retired.get((project, role), (rid, {}))[1]
             kept = self.kept.get((project, role), set())
             revoke = {u for u in granted_by
-                      if u in live and u not in wanted and u not in kept and u != self.live.me}
+                      if u in live and u not in wanted and u not in kept and u != self.me}
             after -= revoke
             self.role_state[(project, role)] = (set(live), set(after))
             before_l, after_l = sorted(live), sorted(after)
@@ -117,7 +116,7 @@ class RolePlanning(PlannerBase):
                 else:  # a record from before teams were recorded: each team may have granted any of them
                     had = _idents(old_teams.get(team)) if old_teams is not None else had_any
                     users = (had & after) | (want - before) | (want & had_any)
-                users.discard(self.live.me)
+                users.discard(self.me)
                 teams[team] = sorted(users)
             out[role] = {"id": str(rid), "users": sorted({u for us in teams.values() for u in us}), "teams": teams}
         return out

@@ -25,10 +25,20 @@ from reconciler.providers.jira.common import (
     integrations_on,
     jira_connections,
 )
+from reconciler.providers.jira.live import LiveState
 from reconciler.providers.jira.plan import ConnectionPlanner
+from reconciler.providers.jira.read import read_live
 from reconciler.providers.tracker import select_by_prefix, stale_by_replanning
 from reconciler.secrets import redact
 from reconciler.usermaps.resolve import mapped_identities
+
+
+def plan_connection(config: Config, conn: JiraConnection, client: JiraClient) -> JiraPlan:
+    """One connection's plan: everything it reads, read first (``read.read_live``), then planned from
+    those answers alone."""
+    def plan(live: LiveState) -> JiraPlan:
+        return ConnectionPlanner(config, conn, live).plan()
+    return plan(read_live(client, plan))
 
 
 class JiraPlanner:
@@ -48,7 +58,7 @@ class JiraPlanner:
                 continue
             client = self._connect(session, conn)
             try:
-                part = ConnectionPlanner(session.config, conn, client).plan()
+                part = plan_connection(session.config, conn, client)
             except ProviderError as exc:
                 raise PlanError(f"cannot plan Jira connection '{conn.name}': {exc}") from exc
             finally:
