@@ -23,12 +23,12 @@ PERMS = tuple(k for k, _ in INTEGRATION_PERMISSIONS) + (ADMIN_PROJECT[0],)
 PROP = "reconciler.integration.web"
 
 
-def load(tmp_path: Path, **integration: Any) -> Config:
+def load(tmp_path: Path, conn: dict[str, Any] | None = None, **integration: Any) -> Config:
     d = tmp_path / "c"
     d.mkdir(exist_ok=True)
     doc = {
         "connections": [{"name": "dc", "type": "jira-datacenter", "base_url": "https://jira.acme.io",
-                         "token": "${env:JIRA_DC_TOKEN}"}],
+                         "token": "${env:JIRA_DC_TOKEN}", **(conn or {})}],
         "members": [{"email": "alice@acme.io"}, {"email": "bob@acme.io"}],
         "teams": [{"name": "appsec", "members": ["alice@acme.io", "bob@acme.io"]}],
         "user_maps": [{"member": "alice@acme.io", "identities": {"dc": "alice"}},
@@ -130,3 +130,33 @@ def test_a_read_only_foreseen_never_makes_a_wave(tmp_path: Path) -> None:
     """An integration with a problem plans no roles: the actors foreseen for it are not read."""
     p = plan(load(tmp_path, issue_type="Task"), state(FIRST_WAVE))
     assert p.changes == [] and len(p.problems) == 1
+
+
+def test_an_error_listing_resolutions_fails_the_plan_whatever_the_integrations_hold(tmp_path: Path) -> None:
+    cfg = load(tmp_path, resolutions={"duplicate": "Duplicate"})
+    answers = {**FIRST_WAVE, ("resolutions", ()): None, ("project", ("SEC",)): None, ("project_keys", ()): []}
+    with pytest.raises(ServerError, match="cannot list resolutions"):
+        plan(cfg, state(answers, resolutions=ServerError("cannot list resolutions", "GET", "u")))
+
+
+def test_a_plan_with_problems_reads_nothing_for_removals_or_roles(tmp_path: Path) -> None:
+    """Integrations with problems fail the plan: the removal scan (scan_projects) and the roles are not
+    read for it, in this run or in any wave before it."""
+    answers = dict(FIRST_WAVE)
+    del answers[("webhooks", ())]
+    with pytest.raises(Unread) as asked:
+        plan(load(tmp_path, {"scan_projects": ["OLD"]}, issue_type="Task"), state(answers))
+    assert asked.value.reads == {("webhooks", ())}
+    p = plan(load(tmp_path, {"scan_projects": ["OLD"]}, issue_type="Task"), state(FIRST_WAVE))
+    assert len(p.problems) == 1 and p.changes == []
+
+
+def test_a_recorded_grant_of_a_role_a_team_holds_is_read_by_the_role_s_id(tmp_path: Path) -> None:
+    """The record says it granted Developers as id 9999; the project's Developers is 10001 now: the
+    actors of 10001 are read, never those of the stale id."""
+    record = {"managedBy": "reconciler", "grants": {"Developers": {"id": "9999", "users": ["alice"]}}}
+    answers = {**FIRST_WAVE, ("property", ("SEC", PROP)): record}
+    with pytest.raises(Unread) as asked:
+        plan(load(tmp_path, test_issue=True), state(answers))
+    assert ("role_users", ("SEC", 9999)) not in asked.value.reads
+    assert ("role_users", ("SEC", 10001)) in asked.value.reads

@@ -43,19 +43,24 @@ class PlannerBase:
         self.unread: set[Read] = set()
         # reads this run knows a later step will need: made with the wave, never a wave of their own
         self.hints: set[Read] = set()
+        # projects of the integrations whose steps still miss reads: what their roles will be is not known yet
+        self.incomplete: set[str] = set()
 
-    def attempt(self, step: Callable[[], None]) -> None:
-        """Run one step of the plan. A read it needs that is not made yet ends the step and is kept for this
-        wave, and the next steps go on (each stands alone: an integration, the removal scan). Once a read
-        is missing this run is not the plan but a search for reads, so an error of an answer is left to
-        the run that uses it with every answer read."""
+    def attempt(self, step: Callable[[], None]) -> bool:
+        """Run one step of the plan; whether it ran to its end. A read it needs that is not made yet ends the
+        step and is kept for this wave, and the next steps go on (each stands alone: an integration, the
+        removal scan). Once a read is missing this run is not the plan but a search for reads, so an error
+        of an answer is left to the run that uses it with every answer read."""
         try:
             step()
         except Unread as more:
             self.unread |= more.reads
+            return False
         except ProviderError:
             if not self.unread:
                 raise
+            return False
+        return True
 
     def hint(self, reads: list[Read]) -> None:
         """Reads a later step will ask for (once the steps before it have their answers): made in this

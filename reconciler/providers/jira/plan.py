@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from reconciler.errors import NotFoundError
@@ -46,17 +47,32 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         ints = integrations_on(self.config, self.conn.name)
         self.declared = {i.name for i in ints}
         self.attempt(self._check_connection)
-        for i in ints:  # one integration after another: the plan's order
-            self.attempt(lambda i=i: self._plan_integration(i))  # type: ignore[misc]
-        if self.unread or not self.out.problems:
+        # every integration checked first (its problems kept aside), then each planned in order: the plan is
+        # that of one integration after another
+        checked = []
+        for i in ints:
+            n_problems = len(self.out.problems)
+            state: list[tuple[Any, dict[str, Any], dict[str, int]] | None] = []
+            if not self.attempt(partial(self._check_into, i, state)):
+                self.incomplete.add(i.project)
+            checked.append((i, state[0] if state else None, self.out.problems[n_problems:]))
+            del self.out.problems[n_problems:]
+        for i, found, problems in checked:
+            self.out.problems += problems
+            if found is not None and not problems and not self.attempt(partial(self._finish_integration, i, *found)):
+                self.incomplete.add(i.project)
+        if not self.out.problems:  # a problem found in a run still reading is found in the run that plans
             self.attempt(lambda: self._plan_removed(ints))
             self.attempt(self._plan_role_changes)
             self.attempt(self._plan_properties)
         if self.unread:
-            raise Unread(self.unread | self.hints)
+            raise Unread(self.unread | (set() if self.out.problems else self.hints))
         if not self.out.problems:
             self.out.changes = link(self.conn.name, self.out.changes, self.ends)
         return self.out
+
+    def _check_into(self, i: Integration, into: list[tuple[Any, dict[str, Any], dict[str, int]] | None]) -> None:
+        into.append(self._check_integration(i))
 
     def _check_connection(self) -> None:
         """The integration user, the Data Center version and every account the connection's config names
@@ -69,23 +85,20 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         for fb in fallbacks:
             wanted.update(identities_for(self.config, fb.member, self.conn.name)[:1])
         idents = tuple(sorted(wanted))
+        resolutions = any(i.resolutions for i in ints)
         self.live.need([("myself", ()), ("webhooks", ())] + ([("users", (idents,))] if idents else [])
-                       + ([("resolutions", ())] if any(i.resolutions for i in ints) else [])
+                       + ([("resolutions", ())] if resolutions else [])
                        + ([] if self.live.cloud else [("server_info", ())]))
         me = self.live.myself()
         self.me = self.live.identity_of(me)
         self.users = self.live.users(idents)
+        if resolutions:
+            self.live.resolutions()  # an error listing them fails the plan, whatever the integrations hold
         if me.get("active") is False:
             self.out.problems.append(f"connection '{self.conn.name}': the integration user is deactivated in Jira")
         if not self.live.cloud:
             self._check_version(self.live.server_info())
         self._check_accounts(mapped, fallbacks)
-
-    def _plan_integration(self, i: Integration) -> None:
-        n_problems = len(self.out.problems)
-        state = self._check_integration(i)
-        if state is not None and len(self.out.problems) == n_problems:
-            self._finish_integration(i, *state)
 
     def _plan_properties(self) -> None:
         for i, recorded, settings in self.pending:
@@ -202,12 +215,14 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
                     settings["teamRoles"][team] = {"id": str(role_ids[role]), "name": role}
         else:
             settings["teamRoles"] = {}
-        # the actors of its roles, and of those its record says it granted, are read once it checks out
+        # the actors of its roles, and of those its record says it granted (and no team holds now), are read
+        # once it checks out
         granted = rec.get("grants")
-        recorded_ids = {int(g["id"]) for g in (granted.values() if isinstance(granted, dict) else [])
-                        if isinstance(g, dict) and str(g.get("id", "")).isdigit()}
+        held = set(i.team_roles.values())
+        recorded_ids = {int(g["id"]) for r, g in (granted.items() if isinstance(granted, dict) else [])
+                        if r not in held and isinstance(g, dict) and str(g.get("id", "")).isdecimal()}
         self.hint([("role_users", (i.project, rid))
-                   for rid in sorted({role_ids[r] for r in i.team_roles.values() if r in role_ids} | recorded_ids)])
+                   for rid in sorted({role_ids[r] for r in held if r in role_ids} | recorded_ids)])
         # permissions, then what the create screen of the issue type offers (it needs Create issues)
         have = self._check_permissions(i)
         creates = self._creates(i, rec)

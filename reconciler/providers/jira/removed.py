@@ -123,7 +123,7 @@ class RemovalPlanning(PlannerBase):
                 self._delete_webhook(live, name)
         grants = rec.get("grants")
         for role, g in sorted(grants.items() if isinstance(grants, dict) else []):
-            if not isinstance(g, dict) or not str(g.get("id", "")).isdigit():
+            if not isinstance(g, dict) or not str(g.get("id", "")).isdecimal():
                 continue
             slot = self.retired.setdefault((project, str(role)), (int(g["id"]), {}))
             for ident in _idents(g.get("users")):

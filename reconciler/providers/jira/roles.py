@@ -53,6 +53,13 @@ class RolePlanning(PlannerBase):
 
     def _plan_role_changes(self) -> None:
         slots = sorted(self.roles.keys() | self.retired.keys())
+        if any(p in self.incomplete for p, r in slots if (p, r) not in self.roles):
+            # a role only a record names, on a project whose integrations are still read: its id may yet be
+            # a team role's; its actors are read once that is known
+            slots = [(p, r) for p, r in slots if (p, r) in self.roles or p not in self.incomplete]
+            self.live.need(("role_users", (p, self.roles[(p, r)][0] if (p, r) in self.roles else
+                                           self.retired[(p, r)][0])) for p, r in slots)
+            return
         self.live.need([("role_users", (project, (self.roles.get((project, role)) or
                                                   self.retired[(project, role)])[0])) for project, role in slots])
         for project, role in slots:
@@ -132,7 +139,7 @@ class RolePlanning(PlannerBase):
         for team, r in i.team_roles.items():
             now.setdefault(r, set()).add(team)
         for role, g in sorted(grants.items()):
-            if not isinstance(g, dict) or not str(g.get("id", "")).isdigit():
+            if not isinstance(g, dict) or not str(g.get("id", "")).isdecimal():
                 continue
             current = now.get(str(role), set())
             teams = g.get("teams")
