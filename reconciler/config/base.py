@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from reconciler.config.yamlpos import Nested
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=63)]
 
@@ -87,24 +89,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def pack(line: int, column: int) -> int:
-    """A position as one int (a tuple of two costs three objects: 100,000 members hold millions)."""
-    return line << 32 | column
-
-
 class Origin:
-    """Where an item was declared: file, and the positions of its keys and values (``pack``ed)."""
+    """Where an item was declared: file, line and column, and the positions inside it (``yamlpos.Nested``:
+    compact, as 100,000 members hold one each)."""
 
-    __slots__ = ("file", "line", "column", "keys", "values")
+    __slots__ = ("file", "line", "column", "nested")
 
-    def __init__(self, file: str, line: int, column: int, keys: dict[str, int], values: dict[str, int]) -> None:
-        self.file, self.line, self.column, self.keys, self.values = file, line, column, keys, values
+    def __init__(self, file: str, line: int, column: int, nested: Nested | None) -> None:
+        self.file, self.line, self.column, self.nested = file, line, column, nested
 
-    def at(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
-        table = self.keys if key else self.values
-        if field is not None and field in table:
-            at = table[field]
-            return self.file, at >> 32, at & 0xFFFFFFFF
+    def where(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
+        pos = self.nested.at(field, key) if field is not None and self.nested is not None else 0
+        if pos:
+            return self.file, pos >> 32, pos & 0xFFFFFFFF
         return self.file, self.line, self.column
 
 
@@ -122,7 +119,7 @@ class Item(Model):
     def where(self, field: str | None = None, *, key: bool = False) -> tuple[str, int, int]:
         if self._origin is None:
             return ("<config>", 0, 0)
-        return self._origin.at(field, key=key)
+        return self._origin.where(field, key=key)
 
     def locate(self, field: str | None = None) -> str:
         """``file:line:col`` of a field's value (of the item without a field), to start an error with."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 import reconciler.config.identifiers  # noqa: F401  (registers the reserved-attribute check)
 import reconciler.integrations.checks  # noqa: F401  (registers the connection and integration checks)
 import reconciler.usermaps.checks  # noqa: F401  (registers the user map and fallback user checks)
-from reconciler.config.base import Item, Origin, pack
+from reconciler.config.base import Item, Origin
 from reconciler.config.checks import CHECKS, did_you_mean
 from reconciler.config.lengths import scan_text
 from reconciler.config.models import Config, ConfigFile
@@ -176,11 +176,11 @@ def cross_check(config: Config) -> list[Diagnostic]:
         seen: set[str] = set()
         for i, e in enumerate(t.members):
             if e.lower() not in emails:
-                file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
+                file, line, col = t._origin.where(f"members[{i}]") if t._origin else ("<config>", 0, 0)
                 out.append(Diagnostic(file, line, col, f"team '{t.name}' lists unknown member '{e}'"
                                       + did_you_mean(e.lower(), emails), ("members", e)))
             elif e.lower() in seen:
-                file, line, col = t._origin.at(f"members[{i}]") if t._origin else ("<config>", 0, 0)
+                file, line, col = t._origin.where(f"members[{i}]") if t._origin else ("<config>", 0, 0)
                 out.append(Diagnostic(file, line, col, f"team '{t.name}' lists member '{e}' twice"))
             seen.add(e.lower())
         for p in t.providers or []:
@@ -253,36 +253,13 @@ def _unique(items: list[Any], key: Callable[[Any], str], kind: str, field: str) 
 
 def _attach_origins(model: ConfigFile, doc: Document, index: dict[str, list[int]] | None = None) -> None:
     """``index``: per kind, the position in the YAML list of each item of the model (items were dropped)."""
-    # one pass over the positions, grouped by item: per-item scans would be quadratic in the file size
-    values = _by_item(doc.values)
-    keys = _by_item(doc.keys)
     for kind in type(model).model_fields:
         at = (index or {}).get(kind)
         for n, item in enumerate(getattr(model, kind)):
             i = at[n] if at is not None else n
             if isinstance(item, Item):
-                item._origin = _origin(doc, (kind, i), values.get((kind, i), {}), keys.get((kind, i), {}))
-
-
-def _by_item(table: dict[tuple[str | int, ...], tuple[int, int]]) \
-        -> dict[tuple[str | int, ...], dict[str, int]]:
-    out: dict[tuple[str | int, ...], dict[str, int]] = {}
-    for p, pos in table.items():
-        if len(p) > 2:
-            out.setdefault(p[:2], {})[_dotted(p[2:])] = pack(*pos)
-    return out
-
-
-def _origin(doc: Document, path: tuple[str | int, ...], values: dict[str, int], keys: dict[str, int]) -> Origin:
-    line, col = doc.position(path)
-    return Origin(doc.file, line, col, keys, values)
-
-
-def _dotted(parts: tuple[str | int, ...]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out
+                line, col = doc.position((kind, i))
+                item._origin = Origin(doc.file, line, col, doc.items.get((kind, i)))
 
 
 # --- pydantic errors -> located diagnostics ---------------------------------

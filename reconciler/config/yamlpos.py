@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import string
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,29 +36,69 @@ PathKey = tuple[str | int, ...]
 CORE_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq"))
 
 
-class Document:
-    """A parsed YAML file: plain data plus the positions of its values and keys (1-based)."""
+def pack(line: int, column: int) -> int:
+    """A position as one int (a tuple of two costs three objects: 100,000 members hold millions)."""
+    return line << 32 | column
 
-    def __init__(self, file: str, data: Any, values: dict[PathKey, tuple[int, int]],
-                 keys: dict[PathKey, tuple[int, int]]) -> None:
-        self.file, self.data, self.values, self.keys = file, data, values, keys
+
+def dotted(parts: PathKey) -> str:
+    """A path inside an item as one name: ``attributes.nickName``, ``members[3]``."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+class Nested:
+    """The positions inside one item: ``layout`` (dotted name -> index; one dict shared by the items of a
+    file with the same names) and ``positions``, an array of ``pack``ed positions, a value's at
+    ``2 * index`` and its key's after it (0: none)."""
+
+    __slots__ = ("layout", "positions")
+
+    def __init__(self, layout: dict[str, int], positions: array[int]) -> None:
+        self.layout, self.positions = layout, positions
+
+    def at(self, name: str, key: bool) -> int:
+        i = self.layout.get(name)
+        return self.positions[2 * i + key] if i is not None else 0
+
+
+class Document:
+    """A parsed YAML file: plain data plus the positions of its values and keys (1-based, ``pack``ed).
+
+    Positions of paths of one or two parts (``("members", 3)``) are in ``values`` and ``keys``; those
+    inside such an item are in ``items``, one compact ``Nested`` per item, which the item's ``Origin``
+    keeps: a file of 100,000 members holds a million positions, and one tuple each would be hundreds
+    of megabytes."""
+
+    def __init__(self, file: str, data: Any, values: dict[PathKey, int], keys: dict[PathKey, int],
+                 items: dict[PathKey, Nested]) -> None:
+        self.file, self.data, self.values, self.keys, self.items = file, data, values, keys, items
 
     def release(self) -> None:
-        """Drop the data and the positions (what a loaded config keeps is in its items' origins): at
-        100,000 members they are hundreds of megabytes. Positions asked for afterwards are the file's."""
-        self.data, self.values, self.keys = None, {}, {}
+        """Drop the data and the positions (what a loaded config keeps is in its items' origins). Positions
+        asked for afterwards are the file's."""
+        self.data, self.values, self.keys, self.items = None, {}, {}, {}
 
     def position(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Position of the value (or key) at ``path``, else of the nearest enclosing node."""
-        table = self.keys if key else self.values
         p = tuple(path)
         while p:
-            if p in table:
-                return table[p]
-            if key and p in self.values:
-                return self.values[p]
+            at = self._at(p, key) or (self._at(p, False) if key else 0)
+            if at:
+                return at >> 32, at & 0xFFFFFFFF
             p = p[:-1]
-        return self.values.get((), (1, 1))
+        at = self.values.get((), 0)
+        return (at >> 32, at & 0xFFFFFFFF) if at else (1, 1)
+
+    def _at(self, p: PathKey, key: bool) -> int:
+        if len(p) <= 2:
+            return (self.keys if key else self.values).get(p, 0)
+        nested = self.items.get(p[:2])
+        return nested.at(dotted(p[2:]), key) if nested is not None else 0
 
     def diag(self, path: PathKey, message: str, *, key: bool = False) -> Diagnostic:
         line, col = self.position(path, key=key)
@@ -99,10 +140,10 @@ def parse(raw: bytes, display: str) -> Document:
     if too_deep is not None:
         # the YAML parser takes seconds to fail on thousands of nested brackets: refuse first
         raise ConfigError([Diagnostic(display, *too_deep, f"nesting is deeper than {MAX_DEPTH} levels")])
-    data, values, keys, problems = _compose(text, display)
+    data, values, keys, items, problems = _compose(text, display)
     if problems:
         raise ConfigError(problems)
-    return Document(display, data, values, keys)
+    return Document(display, data, values, keys, items)
 
 
 _RESOLVER = yaml.resolver.Resolver()
@@ -127,7 +168,7 @@ _SKIP = object()  # a scalar already reported as refused
 _SKIPPED: PathKey = ("\0skipped",)
 
 
-def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]], dict[PathKey, tuple[int, int]],
+def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKey, int], dict[PathKey, Nested],
                                            list[Diagnostic]]:
     """Build plain data and positions from libyaml's event stream, iteratively.
 
@@ -136,17 +177,53 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
     cannot expand). libyaml's C parser makes this about ten times faster than a pure-Python
     round-trip load, which matters for configs of tens of thousands of members.
     """
-    values: dict[PathKey, tuple[int, int]] = {}
-    keys: dict[PathKey, tuple[int, int]] = {}
+    values: dict[PathKey, int] = {}
+    keys: dict[PathKey, int] = {}
+    items: dict[PathKey, Nested] = {}
+    # the item being read (or several, when an item is refused midway): dotted name -> index, positions
+    building: dict[PathKey, tuple[dict[str, int], array[int]]] = {}
+    layouts: dict[tuple[str, ...], dict[str, int]] = {}
     problems: list[Diagnostic] = []
     stack: list[_Frame] = []
     root: Any = None
     documents = 0
     anchors: dict[str, Any] = {}
+    strings: dict[str, str] = {}
     count = 0
 
     def fail(pos: tuple[int, int], message: str) -> None:
         problems.append(Diagnostic(file, pos[0], pos[1], message))
+
+    def record(path: PathKey, pos: tuple[int, int], key: bool) -> None:
+        if len(path) <= 2:
+            (keys if key else values)[path] = pack(*pos)
+            return
+        index, positions = building.get(path[:2]) or building.setdefault(path[:2], ({}, array("Q")))
+        name = dotted(path[2:])
+        i = index.get(name)
+        if i is None:
+            i = index[name] = len(index)
+            positions.extend((0, 0))
+        positions[2 * i + key] = pack(*pos)
+
+    def key_line(path: PathKey, default: int) -> int:
+        if len(path) <= 2:
+            at = keys.get(path, 0)
+        else:
+            index, positions = building.get(path[:2], ({}, array("Q")))
+            i = index.get(dotted(path[2:]))
+            at = positions[2 * i + 1] if i is not None else 0
+        return at >> 32 if at else default
+
+    def finish(item: PathKey) -> None:
+        """An item read whole: its positions become one compact ``Nested``, its names a shared layout."""
+        index, positions = building.pop(item, ({}, array("Q")))
+        if index:
+            names = tuple(index)
+            layout = layouts.get(names)
+            if layout is None:
+                layout = layouts[names] = index
+            items[item] = Nested(layout, positions)
 
     def place(value: Any, pos: tuple[int, int]) -> PathKey | None:
         """Put a finished value into its parent; return its path (None when it was a mapping key)."""
@@ -157,13 +234,13 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
             return _SKIPPED
         if not stack:
             root = value
-            values[()] = pos
+            record((), pos, False)
             return ()
         top = stack[-1]
         if isinstance(top.container, list):
             path = top.path + (len(top.container),)
             top.container.append(value)
-            values[path] = pos
+            record(path, pos, False)
             return path
         if top.key is _NO_KEY:
             if value is _SKIP:
@@ -172,8 +249,8 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
                 fail(pos, f"keys must be strings, not {type(value).__name__} {value!r}")
                 top.key = None
             elif value in top.container:
-                first = keys.get(top.path + (value,), top.pos)
-                fail(pos, f'invalid YAML: duplicate key "{value}" (first at line {first[0]})')
+                fail(pos, f'invalid YAML: duplicate key "{value}" (first at line '
+                          f'{key_line(top.path + (value,), top.pos[0])})')
                 top.key = None
             else:
                 top.key, top.key_pos = value, pos
@@ -183,8 +260,8 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
             return _SKIPPED
         path = top.path + (key,)
         top.container[key] = value
-        values[path] = pos
-        keys[path] = top.key_pos
+        record(path, pos, False)
+        record(path, top.key_pos, True)
         return path
 
     try:
@@ -223,7 +300,9 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
                 frame.path = path  # _SKIPPED for the value of a refused key: assembled, then dropped
                 stack.append(frame)
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                stack.pop()
+                done = stack.pop()
+                if len(done.path) == 2:
+                    finish(done.path)
             elif isinstance(event, yaml.AliasEvent):
                 # every alias is refused: of a mapping or list it is a billion-laughs bomb, and of a scalar
                 # one megabyte of text named 5,000 times is five gigabytes once the config is read
@@ -234,6 +313,8 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
                 break
             elif isinstance(event, yaml.ScalarEvent):
                 value = _scalar(event, pos, fail)
+                if type(value) is str:  # one string for each text however often it occurs (keys, emails)
+                    value = strings.setdefault(value, value)
                 if event.anchor:
                     anchors[event.anchor] = value
                 place(value, pos)
@@ -244,7 +325,9 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, tuple[int, int]],
         problems.append(Diagnostic(file, line, col, f"invalid YAML: {problem}"))
     except yaml.YAMLError as exc:
         problems.append(Diagnostic(file, 1, 1, f"invalid YAML: {str(exc).splitlines()[0]}"))
-    return root, values, keys, problems
+    for item in list(building):
+        finish(item)
+    return root, values, keys, items, problems
 
 
 def _short(tag: str) -> str:

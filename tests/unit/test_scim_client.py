@@ -428,3 +428,27 @@ def test_a_listed_user_keeps_what_a_plan_reads_and_its_digest() -> None:
         assert precondition(trimmed, caps) == precondition(user, caps)
     no_version = trim_user({"id": "u2", "meta": {"created": "x", "location": "y"}})
     assert no_version["meta"] == {}
+
+
+def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
+    """A group's members are kept by value; its digest is the same from a page (trimmed) and from a GET,
+    and a change of membership still changes it."""
+    import copy
+
+    from reconciler.providers.scim.attributes import digest, live_group
+    from reconciler.providers.scim.wire import share_ids, trim_group
+
+    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "appsec",
+             "members": [{"value": "u1", "$ref": "https://x/Users/u1", "display": "A", "type": "User"},
+                         {"value": "u2", "$ref": "https://x/Users/u2"}],
+             "meta": {"resourceType": "Group", "version": 'W/"7"', "location": "https://x/Groups/g1"}}
+    trimmed = trim_group(copy.deepcopy(group))
+    assert trimmed["members"] == [{"value": "u1"}, {"value": "u2"}] and trimmed["meta"] == {"version": 'W/"7"'}
+    assert digest(trimmed) == digest(group)
+    p = provider()
+    names = {"u1": "a@acme.io", "u2": "b@acme.io"}
+    assert live_group(trimmed, names, p) == live_group(group, names, p)
+    assert digest({**group, "members": group["members"][:1]}) != digest(group)
+    users = [{"id": "".join(["u", "1"])}]
+    share_ids(users, [trimmed, {"members": [{"value": ["not", "an", "id"]}, "odd"]}, {"members": None}])
+    assert trimmed["members"][0]["value"] is users[0]["id"]

@@ -197,6 +197,9 @@ def digest(res: dict[str, Any]) -> str:
     # meta changes with every write; a user's groups is derived (read-only, RFC 7643 §4.1.2) and changes
     # when a group it is in changes or goes, which is no change to the user itself
     clean = {k: v for k, v in res.items() if k not in ("meta", "groups")}
+    members = clean.get("members")
+    if isinstance(members, list):  # a group's members by value: what a listed group keeps (wire.trim_group)
+        clean["members"] = [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
     return canonical_digest(clean)
 
 

@@ -51,7 +51,7 @@ from reconciler.providers.scim.bulk import (
 )
 from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
-from reconciler.providers.scim.wire import auth_for, form_refused, listed, trim_user
+from reconciler.providers.scim.wire import auth_for, form_refused, listed, share_ids, trim_group, trim_user
 from reconciler.threads import Pool, fan_out
 
 if TYPE_CHECKING:
@@ -196,7 +196,8 @@ class ScimClient:
             items = body.get("Resources") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
                 raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
-            found = [trim_user(r) if resource == "Users" else r for r in items or [] if isinstance(r, dict)]
+            trim = trim_user if resource == "Users" else trim_group if resource == "Groups" else None
+            found = [trim(r) if trim else r for r in items or [] if isinstance(r, dict)]
             total = body.get("totalResults", len(found))
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 raise ServerError(f"{resource} list: totalResults is {str(total)[:40]!r}, not a count", "GET", url)
@@ -229,6 +230,7 @@ class ScimClient:
             groups_f = pool.submit(self.listing, "Groups")
             users, groups = users_f.result(), groups_f.result()
         changed = [name for name, got in (("Users", users), ("Groups", groups)) if got.changed]
+        share_ids(users.items, groups.items)
         return LiveState(users.items, groups.items, users.pages + groups.pages, changed)
 
     def find_user(self, user_name: str) -> dict[str, Any] | None:

@@ -72,3 +72,29 @@ def trim_user(r: dict[str, Any]) -> dict[str, Any]:
     if isinstance(meta, dict) and len(meta) > 1:
         r["meta"] = {"version": meta["version"]} if "version" in meta else {}
     return r
+
+
+def trim_group(r: dict[str, Any]) -> dict[str, Any]:
+    """What a plan never reads of a listed group, dropped as its page arrives: of each member all but its
+    ``value`` (``$ref``, ``type`` and ``display`` are the member's, not the group's; RFC 7643 §4.2) and
+    meta but its version. ``attributes.digest`` reads members the same way, so preconditions are the same
+    from a listed group and from a GET of it; at 100,000 members in 10,000 groups of 20 this is about
+    a sixth of the live state's memory."""
+    members = r.get("members")
+    if isinstance(members, list):
+        r["members"] = [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
+    meta = r.get("meta")
+    if isinstance(meta, dict) and len(meta) > 1:
+        r["meta"] = {"version": meta["version"]} if "version" in meta else {}
+    return r
+
+
+def share_ids(users: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
+    """Each group member's id made the user's own string, not one more copy per group it is in."""
+    ids = {i: i for i in (u.get("id") for u in users) if isinstance(i, str)}
+    for g in groups:
+        members = g.get("members")
+        for m in members if isinstance(members, list) else []:
+            v = m.get("value") if isinstance(m, dict) else None
+            if isinstance(v, str) and v in ids:
+                m["value"] = ids[v]
