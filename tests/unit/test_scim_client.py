@@ -175,6 +175,20 @@ def test_server_capping_the_page_size(client: ScimClient, api: respx.MockRouter)
     assert [x["id"] for x in users] == [str(i) for i in range(1, 8)] and pages == 3
 
 
+def test_group_names_keep_when_each_group_was_made(client: ScimClient, api: respx.MockRouter) -> None:
+    """Of two groups of one name every apply keeps the one made first: the listing that tells the names
+    keeps meta.created, else each apply would fall back to the ids and two applies could keep one each."""
+    made = [{"id": "b", "displayName": "leads", "meta": {"created": "2026-12-04T02:13:01.1Z", "version": 'W/"1"',
+                                                         "location": "https://x/Groups/b"}},
+            {"id": "a", "displayName": "leads", "meta": {"created": "2026-12-04T02:13:01.2Z", "version": 'W/"1"',
+                                                         "location": "https://x/Groups/a"}}]
+    api.get("/Groups").mock(return_value=listing(made, 2))
+    from reconciler.providers.scim.apply import _oldest
+    names = client.group_names()
+    assert [g["meta"].get("created") for g in names["leads"]] == ["2026-12-04T02:13:01.1Z", "2026-12-04T02:13:01.2Z"]
+    assert _oldest(names["leads"])["id"] == "b"  # type: ignore[index]
+
+
 @pytest.mark.parametrize("answer", [
     [{"id": "2", "userName": "bob@acme.io"}, {"id": "1", "userName": "ALICE@acme.io"}],  # filter ignored
     [],  # a case-sensitive filter that misses
@@ -438,12 +452,16 @@ def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
     from reconciler.providers.scim.attributes import digest, live_group
     from reconciler.providers.scim.wire import share_ids, trim_group
 
-    group = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "appsec",
-             "members": [{"value": "u1", "$ref": "https://x/Users/u1", "display": "A", "type": "User"},
-                         {"value": "u2", "$ref": "https://x/Users/u2"}],
-             "meta": {"resourceType": "Group", "version": 'W/"7"', "location": "https://x/Groups/g1"}}
+    group: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": "g1", "displayName": "appsec",
+        "members": [{"value": "u1", "$ref": "https://x/Users/u1", "display": "A", "type": "User"},
+                    {"value": "u2", "$ref": "https://x/Users/u2"}],
+        "meta": {"resourceType": "Group", "version": 'W/"7"', "location": "https://x/Groups/g1",
+                 "created": "2026-12-04T02:13:01.378829Z"}}
     trimmed = trim_group(copy.deepcopy(group))
-    assert trimmed["members"] == [{"value": "u1"}, {"value": "u2"}] and trimmed["meta"] == {"version": 'W/"7"'}
+    assert trimmed["members"] == [{"value": "u1"}, {"value": "u2"}]
+    # the version is the ETag; when it was made decides which of two groups of one name every apply keeps
+    assert trimmed["meta"] == {"version": 'W/"7"', "created": "2026-12-04T02:13:01.378829Z"}
     assert digest(trimmed) == digest(group)
     p = provider()
     names = {"u1": "a@acme.io", "u2": "b@acme.io"}

@@ -77,15 +77,15 @@ def trim_user(r: dict[str, Any]) -> dict[str, Any]:
 def trim_group(r: dict[str, Any]) -> dict[str, Any]:
     """What a plan never reads of a listed group, dropped as its page arrives: of each member all but its
     ``value`` (``$ref``, ``type`` and ``display`` are the member's, not the group's; RFC 7643 §4.2) and
-    meta but its version. ``attributes.digest`` reads members the same way, so preconditions are the same
-    from a listed group and from a GET of it; at 100,000 members in 10,000 groups of 20 this is about
-    a sixth of the live state's memory."""
+    meta but its version and when it was created (of two groups of one name, every apply keeps the one
+    created first: ``apply._oldest``). ``attributes.digest`` reads members the same way, so preconditions
+    are the same from a listed group and from a GET of it."""
     members = r.get("members")
     if isinstance(members, list):
         r["members"] = [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
     meta = r.get("meta")
-    if isinstance(meta, dict) and len(meta) > 1:
-        r["meta"] = {"version": meta["version"]} if "version" in meta else {}
+    if isinstance(meta, dict) and len(meta) > 2:
+        r["meta"] = {k: meta[k] for k in ("version", "created") if k in meta}
     return r
 
 
