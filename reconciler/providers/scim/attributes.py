@@ -128,6 +128,13 @@ def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
     return out
 
 
+def desired_mark(m: Member, p: ScimProvider) -> Any:
+    """The ownership mark ``desired_user`` gives the member (before it is fitted), without the rest."""
+    key = _mark_key(p)
+    attrs = m.attributes or {}
+    return attrs[key] if key in attrs else p.ownership_prefix + (m.external_id or m.email.lower())
+
+
 def _mark_key(p: ScimProvider) -> str:
     a = p.ownership_attribute
     return "enterprise:" + a[len(ENTERPRISE) + 1:] if a.startswith(ENTERPRISE + ":") else a

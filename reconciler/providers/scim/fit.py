@@ -47,48 +47,55 @@ class Fitted:
     group_mark_dropped: bool = False
 
 
-def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]], p: ScimProvider,
-              schema: ProviderSchema | None) -> Fitted:
-    """Fit each member's desired attributes (in place) to what the provider stores."""
-    out = Fitted()
-    if schema is None or USER not in schema.schemas:
-        return out
-    mark = mark_key(p)
-    why_mark = schema.refusal(schema_path(mark), USER)
-    if why_mark:
-        if "ownership_attribute" in p.model_fields_set:
-            out.errors.append(f"{p.locate('ownership_attribute')}: providers.{p.name}.ownership_attribute "
-                              f"{p.ownership_attribute} cannot hold the ownership mark on this provider "
-                              f"({why_mark}); name an attribute it stores")
-        else:
-            out.mark_dropped = True
-            out.notes.append(f"scim.{p.name}: {p.ownership_attribute} cannot hold the ownership mark here "
-                             f"({why_mark}): users reconciler creates are not marked, so a member removed from "
-                             "the config is left on the provider; set ownership_attribute to an attribute the "
-                             "provider stores, or authoritative: true (docs/scim.md)")
-    required = schema.required(USER)
-    derive = "name.formatted" in required and not schema.refusal("name.formatted", USER)
-    dropped: dict[str, tuple[str, list[str]]] = {}
-    refusals: dict[str, str | None] = {}  # by plan key: the schema's answer is the same for every member
-    for m, want, res in found:
-        if derive and want.get("name.formatted") is None:
+class UserFitter:
+    """Fits each member's desired attributes (in place, one member at a time: ``fit``) to what the
+    provider stores; ``done`` says what it dropped and refused, over every member."""
+
+    def __init__(self, p: ScimProvider, schema: ProviderSchema | None) -> None:
+        self.p, self.schema, self.out = p, schema, Fitted()
+        self.on = schema is not None and USER in schema.schemas
+        if schema is None or not self.on:
+            return
+        self.mark = mark_key(p)
+        self.why_mark = schema.refusal(schema_path(self.mark), USER)
+        if self.why_mark:
+            if "ownership_attribute" in p.model_fields_set:
+                self.out.errors.append(f"{p.locate('ownership_attribute')}: providers.{p.name}.ownership_attribute "
+                                       f"{p.ownership_attribute} cannot hold the ownership mark on this provider "
+                                       f"({self.why_mark}); name an attribute it stores")
+            else:
+                self.out.mark_dropped = True
+                self.out.notes.append(f"scim.{p.name}: {p.ownership_attribute} cannot hold the ownership mark here "
+                                      f"({self.why_mark}): users reconciler creates are not marked, so a member "
+                                      "removed from the config is left on the provider; set ownership_attribute "
+                                      "to an attribute the provider stores, or authoritative: true (docs/scim.md)")
+        self.required = schema.required(USER)
+        self.derive = "name.formatted" in self.required and not schema.refusal("name.formatted", USER)
+        self.dropped: dict[str, tuple[str, list[str]]] = {}
+        self.refusals: dict[str, str | None] = {}  # by plan key: the schema's answer is the same for every member
+
+    def fit(self, m: Member, want: dict[str, Any], res: dict[str, Any] | None) -> None:
+        if not self.on or self.schema is None:
+            return
+        out, schema, p = self.out, self.schema, self.p
+        if self.derive and want.get("name.formatted") is None:
             full = " ".join(str(want[k]) for k in ("name.givenName", "name.familyName") if want.get(k))
             if full or want.get("displayName"):
                 want["name.formatted"] = full or want["displayName"]
         for key in list(want):
             if key == "userName":
                 continue
-            if key == mark:
-                if out.mark_dropped or why_mark:
+            if key == self.mark:
+                if out.mark_dropped or self.why_mark:
                     del want[key]
                 continue
-            if key in refusals:
-                why = refusals[key]
+            if key in self.refusals:
+                why = self.refusals[key]
             else:
                 why = schema.refusal(schema_path(key), USER)
                 if why is None and key == "emails":
                     why = schema.refusal("emails.value", USER)
-                refusals[key] = why
+                self.refusals[key] = why
             if why is None:
                 continue
             if key in (m.attributes or {}):
@@ -97,21 +104,33 @@ def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]],
                                   "provider (providers: [...])")
                 continue
             del want[key]
-            dropped.setdefault(key, (why, []))[1].append(m.key)
+            self.dropped.setdefault(key, (why, []))[1].append(m.key)
         if res is None:
-            for path in required:
+            for path in self.required:
                 key = plan_key(path)
                 if want.get(key) is None:
                     hint = FIELDS.get(key) or ("given_name and family_name" if key == "name.formatted" else None)
                     how = f"set {hint}" if hint else f"set attributes: {{{path}: ...}}"
                     out.errors.append(f"{m.locate('email')}: member {m.key}: provider {p.name} requires {path} "
                                       f"to create a user, and the config gives none ({how})")
-    for key in sorted(dropped):
-        why, who = dropped[key]
-        shown = ", ".join(who[:5]) + (f" and {len(who) - 5} more" if len(who) > 5 else "")
-        label = f"{schema_path(key)} ({FIELDS[key]})" if FIELDS.get(key, key) != key else schema_path(key)
-        out.notes.append(f"scim.{p.name}: {label} is not stored by this provider ({why}); not sent for {shown}")
-    return out
+
+    def done(self) -> Fitted:
+        for key in sorted(getattr(self, "dropped", {})):
+            why, who = self.dropped[key]
+            shown = ", ".join(who[:5]) + (f" and {len(who) - 5} more" if len(who) > 5 else "")
+            label = f"{schema_path(key)} ({FIELDS[key]})" if FIELDS.get(key, key) != key else schema_path(key)
+            self.out.notes.append(f"scim.{self.p.name}: {label} is not stored by this provider ({why}); not sent "
+                                  f"for {shown}")
+        return self.out
+
+
+def fit_users(found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]], p: ScimProvider,
+              schema: ProviderSchema | None) -> Fitted:
+    """Fit each member's desired attributes (in place) to what the provider stores."""
+    fitter = UserFitter(p, schema)
+    for m, want, res in found:
+        fitter.fit(m, want, res)
+    return fitter.done()
 
 
 def fit_group(want: dict[str, Any], schema: ProviderSchema | None) -> bool:

@@ -21,6 +21,7 @@ from reconciler.providers.scim.attributes import (
     address,
     attribute_diff,
     desired_group,
+    desired_mark,
     desired_user,
     live_group,
     live_user,
@@ -29,7 +30,7 @@ from reconciler.providers.scim.attributes import (
     precondition,
 )
 from reconciler.providers.scim.client import Capabilities, LiveState
-from reconciler.providers.scim.fit import fit_group, fit_users, mark_key, rename_refused
+from reconciler.providers.scim.fit import UserFitter, fit_group, rename_refused
 
 # --- planning -------------------------------------------------------------
 
@@ -59,32 +60,23 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             by_ext.setdefault(marks[id(u)], u)
 
     members = config.members_for(p.name)
-    mark = mark_key(p)
     # members a team on this provider may hold: provisioned here and existing (or about to)
     holdable = {m.key for m in members}
     matched: dict[str, Member] = {}  # provider user id -> the member that matched it
-    found: list[tuple[Member, dict[str, Any], dict[str, Any] | None]] = []  # (member, desired, live or None)
+    found: list[tuple[Member, dict[str, Any] | None]] = []  # (member, live or None)
     for m in members:
-        want = desired_user(m, p)
-        res = by_name.get(m.key) or by_ext.get(want[mark])
+        res = by_name.get(m.key) or by_ext.get(desired_mark(m, p))
         if res is not None and str(res.get("id")) in matched:
             # two members would update one account in turn, each undoing the other: refuse
             other = matched[str(res.get("id"))]
-            how = "userName" if by_name.get(m.key) is res else f"{p.ownership_attribute} {want[mark]}"
+            how = "userName" if by_name.get(m.key) is res else f"{p.ownership_attribute} {desired_mark(m, p)}"
             raise PlanError(f"{m.locate('email')}: member {m.key} matches the provider's user "
                             f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
                             f"({other.locate('email')}) already matches; give one of them another external_id "
                             "or remove it")
         if res is not None:
             matched[str(res.get("id"))] = m
-        found.append((m, want, res))
-
-    fitted = fit_users(found, p, caps.schema)
-    if fitted.errors:
-        raise PlanError(f"provider {p.name} cannot store the config as written (its /Schemas):", fitted.errors)
-    notes += fitted.notes
-    if caps.schema_note:
-        notes.append(f"scim.{p.name}: {caps.schema_note}: attributes are sent as declared, unchecked")
+        found.append((m, res))
 
     # a live user is named by the member that matched it (so a member whose email changed, matched by
     # externalId, keeps their teams and reports under the new name), else by its own userName
@@ -92,12 +84,21 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     usernames.update({uid: m.key for uid, m in matched.items()})
     ids = {name: uid for uid, name in usernames.items()}  # the live id behind each name the plan shows
 
-    for m, want, res in found:
+    # each member's desired attributes made, fitted to the provider's /Schemas and diffed one at a time:
+    # 100,000 of them are never held at once
+    fitter = UserFitter(p, caps.schema)
+    member_notes: list[str] = []
+    refused: PlanError | None = None
+    for m, res in found:
+        want = desired_user(m, p)
+        fitter.fit(m, want, res)
+        if fitter.out.errors:
+            continue  # the plan fails with every error found: no change is planned
         addr = address(p.name, "user", m.key)
         if res is None:
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
-                notes.append(f"{addr}: declared inactive and not on the provider; not created")
+                member_notes.append(f"{addr}: declared inactive and not on the provider; not created")
                 holdable.discard(m.key)
                 continue
             changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
@@ -111,12 +112,23 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         deactivates = inactive(want.get("active")) and not inactive(have.get("active"))
         action = Action.DEACTIVATE if deactivates else Action.UPDATE
         if action is Action.DEACTIVATE and m.protect:
-            raise PlanError(f"{addr} is protected (protect: true) but the config deactivates it; "
-                            "remove protect first")
+            # raised once every member is fitted: an error of the config's against /Schemas comes first
+            refused = refused or PlanError(f"{addr} is protected (protect: true) but the config deactivates "
+                                           "it; remove protect first")
+            continue
         changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
                               after=want, diff=diff, id=str(res["id"]),
                               precondition=precondition(res, caps),
                               payload=_refs_user(want, ids)))
+    fitted = fitter.done()
+    if fitted.errors:
+        raise PlanError(f"provider {p.name} cannot store the config as written (its /Schemas):", fitted.errors)
+    if refused is not None:
+        raise refused
+    notes += fitted.notes
+    if caps.schema_note:
+        notes.append(f"scim.{p.name}: {caps.schema_note}: attributes are sent as declared, unchecked")
+    notes += member_notes
 
     managed = sum(1 for u in live.users if marks[id(u)].startswith(prefix)) if prefix else 0
     for u in live.users:
