@@ -46,7 +46,7 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
         yet (all those this run found missing: ``read.read_live`` makes them and runs it again)."""
         ints = integrations_on(self.config, self.conn.name)
         self.declared = {i.name for i in ints}
-        self.attempt(self._check_connection)
+        self.attempt(partial(self._check_connection, ints))
         # every integration checked first (its problems kept aside), then each planned in order: the plan is
         # that of one integration after another
         checked = []
@@ -74,11 +74,10 @@ class ConnectionPlanner(RolePlanning, RemovalPlanning):
     def _check_into(self, i: Integration, into: list[tuple[Any, dict[str, Any], dict[str, int]] | None]) -> None:
         into.append(self._check_integration(i))
 
-    def _check_connection(self) -> None:
+    def _check_connection(self, ints: list[Integration]) -> None:
         """The integration user, the Data Center version and every account the connection's config names
         (mapped identities, fallback users); the admin webhooks and resolutions are asked for in the same
         wave, as nothing else needs to be read first."""
-        ints = integrations_on(self.config, self.conn.name)
         mapped = mapped_identities(self.config, self.conn.name)
         fallbacks = [fb for fb in fallback_users(self.config) if fb.system == self.conn.name]
         wanted = set(mapped)

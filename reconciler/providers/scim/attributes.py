@@ -14,6 +14,7 @@ from reconciler.errors import (
 from reconciler.plan.model import AttributeChange, Precondition
 from reconciler.providers.digest import digest as canonical_digest
 from reconciler.providers.scim.client import ENTERPRISE, USER, Capabilities
+from reconciler.providers.scim.wire import by_value
 
 # member field -> plan attribute key; enterprise attributes are keyed "enterprise:<name>"
 _ENT_FIELDS = {"department": "department", "employee_number": "employeeNumber", "cost_center": "costCenter",
@@ -206,7 +207,7 @@ def digest(res: dict[str, Any]) -> str:
     clean = {k: v for k, v in res.items() if k not in ("meta", "groups")}
     members = clean.get("members")
     if isinstance(members, list):  # a group's members by value: what a listed group keeps (wire.trim_group)
-        clean["members"] = [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
+        clean["members"] = by_value(members)
     return canonical_digest(clean)
 
 

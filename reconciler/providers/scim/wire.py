@@ -68,9 +68,7 @@ def trim_user(r: dict[str, Any]) -> dict[str, Any]:
     user's digest (``attributes.digest``), so preconditions are unchanged; at 100,000 users this is
     about a third of the live state's memory."""
     r.pop("groups", None)
-    meta = r.get("meta")
-    if isinstance(meta, dict) and len(meta) > 1:
-        r["meta"] = {"version": meta["version"]} if "version" in meta else {}
+    _keep_meta(r, ("version",))
     return r
 
 
@@ -82,11 +80,20 @@ def trim_group(r: dict[str, Any]) -> dict[str, Any]:
     are the same from a listed group and from a GET of it."""
     members = r.get("members")
     if isinstance(members, list):
-        r["members"] = [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
-    meta = r.get("meta")
-    if isinstance(meta, dict) and len(meta) > 2:
-        r["meta"] = {k: meta[k] for k in ("version", "created") if k in meta}
+        r["members"] = by_value(members)
+    _keep_meta(r, ("version", "created"))
     return r
+
+
+def by_value(members: list[Any]) -> list[Any]:
+    """A group's members as the plan and the digest read them: each by its ``value`` alone."""
+    return [{"value": m.get("value")} if isinstance(m, dict) else m for m in members]
+
+
+def _keep_meta(r: dict[str, Any], keys: tuple[str, ...]) -> None:
+    meta = r.get("meta")
+    if isinstance(meta, dict) and len(meta) > len(keys):
+        r["meta"] = {k: meta[k] for k in keys if k in meta}
 
 
 def share_ids(users: list[dict[str, Any]], groups: list[dict[str, Any]]) -> None:
