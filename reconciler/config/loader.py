@@ -252,7 +252,8 @@ def _unique(items: list[Any], key: Callable[[Any], str], kind: str, field: str) 
 # --- positions -------------------------------------------------------------
 
 def _attach_origins(model: ConfigFile, doc: Document, index: dict[str, list[int]] | None = None) -> None:
-    """``index``: per kind, the position in the YAML list of each item of the model (items were dropped)."""
+    """``index``: per kind, the position in the YAML list of each item of the model (items were dropped).
+    Items that declare the same fields share one set of them (``SharedFieldsSet``)."""
     for kind in type(model).model_fields:
         at = (index or {}).get(kind)
         for n, item in enumerate(getattr(model, kind)):
@@ -260,6 +261,7 @@ def _attach_origins(model: ConfigFile, doc: Document, index: dict[str, list[int]
             if isinstance(item, Item):
                 line, col = doc.position((kind, i))
                 item._origin = Origin(doc.file, line, col, doc.items.get((kind, i)))
+                item.share_fields_set()
 
 
 # --- pydantic errors -> located diagnostics ---------------------------------

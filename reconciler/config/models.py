@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.config.base import Item, Model, Name, check_email, check_http_url
+from reconciler.config.base import Item, Model, Name, check_email, check_http_url, lower
 from reconciler.integrations.models import Connection, Integration
 from reconciler.secrets import SecretRef
 from reconciler.usermaps.models import FallbackUser, UserMap
@@ -190,7 +190,7 @@ class Member(Item):
 
     @property
     def key(self) -> str:
-        return self.email.lower()
+        return lower(self.email)
 
 
 class Permissions(Model):

@@ -273,3 +273,29 @@ def test_the_file_limit_holds_a_hundred_thousand_members(tmp_path: Path) -> None
             fh.write(line.format(i=i, d=i % 50))
     assert path.stat().st_size > 10_000_000
     assert len(yamlpos.read(path, "members.yaml")) == path.stat().st_size
+
+
+def test_members_declaring_the_same_fields_share_one_set_of_them(tmp_path: Path) -> None:
+    """Loading shares one frozen set of declared fields between the items that declare the same; what the
+    plan reads of it (which fields a member declares) is each member's own, and an item cannot gain a field."""
+    (tmp_path / "c.yaml").write_text(PROVIDER + "members:\n  - email: a@acme.io\n    title: Eng\n"
+                                     "  - email: b@acme.io\n    title: Ops\n  - email: c@acme.io\n")
+    a, b, c = load_config(tmp_path).members
+    assert a.model_fields_set is b.model_fields_set == {"email", "title"}
+    assert c.model_fields_set == {"email"} and "title" not in c.model_fields_set
+    with pytest.raises(AttributeError):
+        a.model_fields_set.add("department")
+    copied = a.model_copy(update={"department": "Sec"})  # a copy gets a set of its own
+    assert copied.model_fields_set == {"email", "title", "department"} and a.model_fields_set == {"email", "title"}
+
+
+def test_changes_share_their_fields_set_and_copy_apart() -> None:
+    import copy
+
+    from reconciler.plan.model import Action, Change
+
+    c = Change("p", "user", "a", Action.CREATE, 'scim.p.user["a"]', after={"x": 1})
+    d = Change("p", "user", "b", Action.CREATE, 'scim.p.user["b"]', after={"x": 2})
+    assert c.model_fields_set is d.model_fields_set
+    e = c.model_copy(update={"depends_on": ('scim.p.user["b"]',)})
+    assert e.depends_on == ('scim.p.user["b"]',) and c.depends_on == () and copy.deepcopy(c) == c

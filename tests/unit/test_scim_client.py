@@ -444,6 +444,42 @@ def test_a_listed_user_keeps_what_a_plan_reads_and_its_digest() -> None:
     assert no_version["meta"] == {}
 
 
+def test_listed_users_share_what_repeats_and_keep_their_digests() -> None:
+    """One read's users keep one copy of what repeats (schemas, an email's type, a short version) and a
+    primary email that is the userName is its text; digests, live values and preconditions are those of
+    the users as they came. The texts kept are bounded."""
+    import copy
+    import json
+
+    from reconciler.providers.scim.attributes import digest, live_user, precondition
+    from reconciler.providers.scim.client import ENTERPRISE, Capabilities
+    from reconciler.providers.scim.wire import Shared, trimmer
+
+    page = json.loads(json.dumps([
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE], "id": f"u{i}",
+         "userName": f"user{i}@acme.io", "emails": [{"value": f"user{i}@acme.io", "type": "work", "primary": True},
+                                                    {"value": f"other{i}@acme.io", "type": "home"}],
+         "meta": {"version": 'W/"3"' if i else "W/" + "x" * 40, "created": "2026-01-01T00:00:00Z"},
+         ENTERPRISE: {"department": "Dept"}} for i in range(3)]))
+    before = copy.deepcopy(page)
+    trim = trimmer("Users")
+    got = [trim(u) for u in page]
+    assert got[1]["schemas"] is got[2]["schemas"] and list(got[1]["schemas"]) == before[1]["schemas"]
+    assert got[1]["emails"][0]["type"] is got[2]["emails"][0]["type"]
+    assert got[1]["meta"]["version"] is got[2]["meta"]["version"]
+    assert got[1]["emails"][0]["value"] is got[1]["userName"]
+    assert got[1]["emails"][1]["value"] == "other1@acme.io"
+    for mine, theirs in zip(got, before, strict=True):
+        assert digest(mine) == digest(theirs) and live_user(mine, {}) == live_user(theirs, {})
+        for caps in (Capabilities(etag=True), Capabilities(etag=False)):
+            assert precondition(mine, caps) == precondition(theirs, caps)
+    shared = Shared()
+    for i in range(Shared.LIMIT + 10):
+        shared.one(f"v{i}")
+    assert len(shared._kept) == Shared.LIMIT
+    assert shared.seq(["a", 1]) == ["a", 1]  # not texts: left as it is
+
+
 def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
     """A group's members are kept by value; its digest is the same from a page (trimmed) and from a GET,
     and a change of membership still changes it."""
@@ -459,7 +495,7 @@ def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
         "meta": {"resourceType": "Group", "version": 'W/"7"', "location": "https://x/Groups/g1",
                  "created": "2026-12-04T02:13:01.378829Z"}}
     trimmed = trim_group(copy.deepcopy(group))
-    assert trimmed["members"] == [{"value": "u1"}, {"value": "u2"}]
+    assert trimmed["members"] == ("u1", "u2")
     # the version is the ETag; when it was made decides which of two groups of one name every apply keeps
     assert trimmed["meta"] == {"version": 'W/"7"', "created": "2026-12-04T02:13:01.378829Z"}
     assert digest(trimmed) == digest(group)
@@ -468,5 +504,11 @@ def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
     assert live_group(trimmed, names, p) == live_group(group, names, p)
     assert digest({**group, "members": group["members"][:1]}) != digest(group)
     users = [{"id": "".join(["u", "1"])}]
-    share_ids(users, [trimmed, {"members": [{"value": ["not", "an", "id"]}, "odd"]}, {"members": None}])
-    assert trimmed["members"][0]["value"] is users[0]["id"]
+    odd = trim_group({"members": [{"value": ["not", "an", "id"]}, "odd", {"display": "no value"}]})
+    assert odd["members"] == (["not", "an", "id"], None)  # "odd" is no member; a value-less one is id:None
+    share_ids(users, [trimmed, odd, {"members": None}])
+    assert trimmed["members"][0] is users[0]["id"]
+    # what is not a member is none from a page and from a GET alike
+    junk = {**group, "members": [*group["members"], "odd", 7]}
+    assert digest(trim_group(copy.deepcopy(junk))) == digest(junk) == digest(group)
+    assert live_group(trim_group(copy.deepcopy(junk)), names, p) == live_group(junk, names, p)

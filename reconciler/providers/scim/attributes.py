@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from reconciler.config.base import lower
 from reconciler.config.models import Member, ScimProvider, Team
 from reconciler.errors import (
     ReconcilerError,
@@ -14,11 +15,12 @@ from reconciler.errors import (
 from reconciler.plan.model import AttributeChange, Precondition
 from reconciler.providers.digest import digest as canonical_digest
 from reconciler.providers.scim.client import ENTERPRISE, USER, Capabilities
-from reconciler.providers.scim.wire import by_value
+from reconciler.providers.scim.wire import member_values
 
 # member field -> plan attribute key; enterprise attributes are keyed "enterprise:<name>"
 _ENT_FIELDS = {"department": "department", "employee_number": "employeeNumber", "cost_center": "costCenter",
                "organization": "organization", "division": "division"}
+_ENT_KEYS = {f: f"enterprise:{attr}" for f, attr in _ENT_FIELDS.items()}  # one text per key, not per member
 _SIMPLE_FIELDS = {"given_name": "name.givenName", "family_name": "name.familyName",
                   "display_name": "displayName", "title": "title"}
 
@@ -111,15 +113,15 @@ def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
         "emails": m.email,
         "active": m.active,
         # the ownership mark (scim/fit.py drops it where the provider cannot store it)
-        _mark_key(p): p.ownership_prefix + (m.external_id or m.email.lower()),
+        _mark_key(p): p.ownership_prefix + (m.external_id or m.key),
     }
     declared = m.model_fields_set
     for f, attr in _SIMPLE_FIELDS.items():
         if f in declared:
             out[attr] = getattr(m, f)
-    for f, attr in _ENT_FIELDS.items():
+    for f, key in _ENT_KEYS.items():
         if f in declared:
-            out[f"enterprise:{attr}"] = getattr(m, f)
+            out[key] = getattr(m, f)
     if "roles" in declared:
         out["roles"] = sorted(m.roles or [])
     if "manager" in declared:
@@ -133,7 +135,7 @@ def desired_mark(m: Member, p: ScimProvider) -> Any:
     """The ownership mark ``desired_user`` gives the member (before it is fitted), without the rest."""
     key = _mark_key(p)
     attrs = m.attributes or {}
-    return attrs[key] if key in attrs else p.ownership_prefix + (m.external_id or m.email.lower())
+    return attrs[key] if key in attrs else p.ownership_prefix + (m.external_id or m.key)
 
 
 def _mark_key(p: ScimProvider) -> str:
@@ -150,8 +152,7 @@ def live_group(res: dict[str, Any], usernames: dict[str, str], p: ScimProvider) 
     out: dict[str, Any] = {
         "displayName": res.get("displayName"),
         "externalId": res.get("externalId"),
-        "members": sorted(usernames.get(str(m.get("value")), f"id:{m.get('value')}")
-                          for m in res.get("members") or [] if isinstance(m, dict)),
+        "members": sorted(usernames.get(str(v), f"id:{v}") for v in member_values(res.get("members"))),
     }
     ts = p.team_schema
     if ts is not None:
@@ -177,7 +178,7 @@ def desired_group(t: Team, p: ScimProvider, managed_ext: set[str]) -> dict[str, 
     out: dict[str, Any] = {
         "displayName": t.name,
         "externalId": p.ownership_prefix + t.name,
-        "members": sorted(e.lower() for e in t.members),
+        "members": sorted(map(lower, t.members)),
     }
     if "description" in managed_ext and "description" in t.model_fields_set:
         out["description"] = t.description
@@ -205,9 +206,8 @@ def digest(res: dict[str, Any]) -> str:
     # meta changes with every write; a user's groups is derived (read-only, RFC 7643 §4.1.2) and changes
     # when a group it is in changes or goes, which is no change to the user itself
     clean = {k: v for k, v in res.items() if k not in ("meta", "groups")}
-    members = clean.get("members")
-    if isinstance(members, list):  # a group's members by value: what a listed group keeps (wire.trim_group)
-        clean["members"] = by_value(members)
+    if "members" in clean:  # a group's members by value: what a listed group keeps (wire.trim_group)
+        clean["members"] = [{"value": v} for v in member_values(clean["members"])]
     return canonical_digest(clean)
 
 

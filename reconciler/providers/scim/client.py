@@ -51,7 +51,7 @@ from reconciler.providers.scim.bulk import (
 )
 from reconciler.providers.scim.schema import Attr, ProviderSchema, parse_resource_types, parse_schemas
 from reconciler.providers.scim.schema import Capabilities as Capabilities
-from reconciler.providers.scim.wire import auth_for, form_refused, listed, share_ids, trim_group, trim_user
+from reconciler.providers.scim.wire import auth_for, form_refused, listed, share_ids, trimmer
 from reconciler.threads import Pool, fan_out
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ class ScimClient:
         """Every resource of a type by paged list calls, after the first page the others at once, at most
         the provider's ``concurrency`` in flight: ``paging.read_concurrent`` (bounded, deduplicated)."""
         count = self.page_size()
-        url = self.http._full(resource)
+        url, trim = self.http._full(resource), trimmer(resource)
 
         def fetch(offset: int) -> Page:
             q = {"startIndex": str(offset + 1), "count": str(count), **(params or {})}
@@ -196,8 +196,7 @@ class ScimClient:
             items = body.get("Resources") if isinstance(body, dict) else None
             if not isinstance(body, dict) or not isinstance(items if items is not None else [], list):
                 raise ServerError(f"{resource} list is not a SCIM ListResponse", "GET", url)
-            trim = trim_user if resource == "Users" else trim_group if resource == "Groups" else None
-            found = [trim(r) if trim else r for r in items or [] if isinstance(r, dict)]
+            found = [trim(r) for r in items or [] if isinstance(r, dict)]
             total = body.get("totalResults", len(found))
             if isinstance(total, bool) or not isinstance(total, int) or total < 0:
                 raise ServerError(f"{resource} list: totalResults is {str(total)[:40]!r}, not a count", "GET", url)

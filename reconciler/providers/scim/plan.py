@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.config.base import lower
 from reconciler.config.models import Config, Member, ScimProvider
 from reconciler.errors import (
     PlanError,
@@ -51,36 +52,41 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     prefix = p.ownership_prefix
     protect = {x.lower() for x in p.protect}
 
+    # each live user's ownership mark and lower-case userName, read once (the names are the users' own
+    # texts where already lower case, as is usual: 100,000 of them are not copied)
+    marks = [mark_of(u, p) for u in live.users]
+    names = [lower(str(u.get("userName", ""))) for u in live.users]
     by_name: dict[str, dict[str, Any]] = {}
     by_ext: dict[str, dict[str, Any]] = {}
-    marks = {id(u): mark_of(u, p) for u in live.users}  # each live user's ownership mark, read once
-    for u in live.users:
-        by_name.setdefault(str(u.get("userName", "")).lower(), u)
-        if marks[id(u)]:
-            by_ext.setdefault(marks[id(u)], u)
+    for u, name, mark in zip(live.users, names, marks, strict=True):
+        by_name.setdefault(name, u)
+        if mark:
+            by_ext.setdefault(mark, u)
 
     members = config.members_for(p.name)
+    keys = [m.key for m in members]
     # members a team on this provider may hold: provisioned here and existing (or about to)
-    holdable = {m.key for m in members}
+    holdable = set(keys)
     matched: dict[str, Member] = {}  # provider user id -> the member that matched it
-    found: list[tuple[Member, dict[str, Any] | None]] = []  # (member, live or None)
-    for m in members:
-        res = by_name.get(m.key) or by_ext.get(desired_mark(m, p))
+    found: list[tuple[Member, str, dict[str, Any] | None]] = []  # (member, its key, live or None)
+    for m, key in zip(members, keys, strict=True):
+        res = by_name.get(key) or by_ext.get(desired_mark(m, p))
         if res is not None and str(res.get("id")) in matched:
             # two members would update one account in turn, each undoing the other: refuse
             other = matched[str(res.get("id"))]
-            how = "userName" if by_name.get(m.key) is res else f"{p.ownership_attribute} {desired_mark(m, p)}"
-            raise PlanError(f"{m.locate('email')}: member {m.key} matches the provider's user "
+            how = "userName" if by_name.get(key) is res else f"{p.ownership_attribute} {desired_mark(m, p)}"
+            raise PlanError(f"{m.locate('email')}: member {key} matches the provider's user "
                             f"{res.get('userName')} (id {res.get('id')}) by {how}, which member {other.key} "
                             f"({other.locate('email')}) already matches; give one of them another external_id "
                             "or remove it")
         if res is not None:
             matched[str(res.get("id"))] = m
-        found.append((m, res))
+        found.append((m, key, res))
+    del by_name, by_ext
 
     # a live user is named by the member that matched it (so a member whose email changed, matched by
     # externalId, keeps their teams and reports under the new name), else by its own userName
-    usernames = {str(u.get("id")): str(u.get("userName", "")).lower() for u in live.users}
+    usernames = {str(u.get("id")): name for u, name in zip(live.users, names, strict=True)}
     usernames.update({uid: m.key for uid, m in matched.items()})
     ids = {name: uid for uid, name in usernames.items()}  # the live id behind each name the plan shows
 
@@ -89,19 +95,19 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     fitter = UserFitter(p, caps.schema)
     member_notes: list[str] = []
     refused: PlanError | None = None
-    for m, res in found:
+    for m, key, res in found:
         want = desired_user(m, p)
         fitter.fit(m, want, res)
         if fitter.out.errors:
             continue  # the plan fails with every error found: no change is planned
-        addr = address(p.name, "user", m.key)
+        addr = address(p.name, "user", key)
         if res is None:
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
                 member_notes.append(f"{addr}: declared inactive and not on the provider; not created")
-                holdable.discard(m.key)
+                holdable.discard(key)
                 continue
-            changes.append(Change(p.name, "user", m.key, Action.CREATE, addr, after=want,
+            changes.append(Change(p.name, "user", key, Action.CREATE, addr, after=want,
                                   payload=_refs_user(want, ids)))
             continue
         have = live_values(res, usernames, want)
@@ -116,7 +122,7 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             refused = refused or PlanError(f"{addr} is protected (protect: true) but the config deactivates "
                                            "it; remove protect first")
             continue
-        changes.append(Change(p.name, "user", m.key, action, addr, before={k: have.get(k) for k in want},
+        changes.append(Change(p.name, "user", key, action, addr, before={k: have.get(k) for k in want},
                               after=want, diff=diff, id=str(res["id"]),
                               precondition=precondition(res, caps),
                               payload=_refs_user(want, ids)))
@@ -130,16 +136,15 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
         notes.append(f"scim.{p.name}: {caps.schema_note}: attributes are sent as declared, unchecked")
     notes += member_notes
 
-    managed = sum(1 for u in live.users if marks[id(u)].startswith(prefix)) if prefix else 0
-    for u in live.users:
+    del found
+    managed = sum(1 for mark in marks if mark.startswith(prefix)) if prefix else 0
+    for u, name, ext in zip(live.users, names, marks, strict=True):
         uid = str(u.get("id"))
         if uid in matched:
             continue
-        ext = marks[id(u)]
         owned = bool(prefix) and ext.startswith(prefix)
         if not (owned or p.authoritative):
             continue
-        name = str(u.get("userName", "")).lower()
         addr = address(p.name, "user", name)
         have = live_user(u, usernames)
         if name in protect:
