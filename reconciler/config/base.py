@@ -118,7 +118,13 @@ class SharedFieldsSet(BaseModel):
     """A model of which there are 100,000 (members, the changes of a plan) keeps the set of fields it was
     given (``model_fields_set``) as one frozen set shared with every object given the same fields:
     pydantic makes one per object, 200 to 700 bytes each. ``share_fields_set`` is called once an object
-    is made; a copy (``model_copy(update=...)``, which adds to it) gets a set of its own."""
+    is made; a copy (``model_copy(update=...)``, which adds to it) and an object assigned a field
+    (``member.protect = True``) get a set of their own."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(self.__pydantic_fields_set__) is frozenset:
+            object.__setattr__(self, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        super().__setattr__(name, value)
 
     def share_fields_set(self) -> None:
         given = frozenset(self.__pydantic_fields_set__)

@@ -287,6 +287,9 @@ def test_members_declaring_the_same_fields_share_one_set_of_them(tmp_path: Path)
         a.model_fields_set.add("department")
     copied = a.model_copy(update={"department": "Sec"})  # a copy gets a set of its own
     assert copied.model_fields_set == {"email", "title", "department"} and a.model_fields_set == {"email", "title"}
+    b.protect = True  # an assigned field is the item's own: b leaves the shared set, a keeps it
+    assert b.protect and b.model_fields_set == {"email", "title", "protect"}
+    assert a.model_fields_set == {"email", "title"}
 
 
 def test_changes_share_their_fields_set_and_copy_apart() -> None:
