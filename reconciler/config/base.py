@@ -122,8 +122,9 @@ class SharedFieldsSet(BaseModel):
     (``member.protect = True``) get a set of their own."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if type(self.__pydantic_fields_set__) is frozenset:
-            object.__setattr__(self, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        given: Any = self.__pydantic_fields_set__  # declared a set; shared, it is a frozenset
+        if isinstance(given, frozenset):
+            object.__setattr__(self, "__pydantic_fields_set__", set(given))
         super().__setattr__(name, value)
 
     def share_fields_set(self) -> None:
