@@ -395,6 +395,9 @@ class Http:
             r._content = b"".join(chunks)  # what Response.read() would have kept
         finally:
             r.close()
+            # a streamed response and its stream refer to each other: the cycle kept every answer (a page
+            # of 1,000 users is 1 MB) until a full pass of the garbage collector. Read, it needs no stream
+            r.stream = httpx.ByteStream(b"")
         return r
 
     def _over_budget(self, method: str, url: str, r: httpx.Response | None, delay: float,

@@ -134,21 +134,21 @@ def test_a_lost_bulk_answer_is_not_resent_and_makes_no_duplicate(scim: ScimServe
 
 def test_chunks_respect_the_payload_limit() -> None:
     items = [(f"b{i}", {"userName": "x" * 100}) for i in range(10)]
-    chunks = bulk_chunks("Users", items, max_ops=1000, max_bytes=600)
+    chunks = list(bulk_chunks("Users", items, max_ops=1000, max_bytes=600))
     assert sum(len(c.items) for c in chunks) == 10
     assert [bid for c in chunks for bid, _ in c.items] == [f"b{i}" for i in range(10)]
     assert all(len(c.items) <= 3 for c in chunks) and len(chunks) >= 4
     # the size counted is the size sent, and a chunk is as full as the limit lets it be
     assert all(len(c.payload()) <= 600 for c in chunks)
     assert all(len(a.payload()) + len(b.ops[0]) + 1 > 600 for a, b in zip(chunks, chunks[1:], strict=False))
-    assert len(bulk_chunks("Users", items, max_ops=4, max_bytes=10**6)) == 3
+    assert len(list(bulk_chunks("Users", items, max_ops=4, max_bytes=10**6))) == 3
     # an operation larger than the limit still goes, alone
     assert [len(c.items) for c in bulk_chunks("Users", [("big", {"x": "y" * 5000})], 10, 100)] == [1]
 
 
 def test_a_chunk_sends_the_bulk_request_of_its_items() -> None:
     items = [(f"u{i}", {"userName": f"ü{i}@acme.io", "active": True}) for i in range(3)]
-    (chunk,) = bulk_chunks("Users", items, max_ops=10, max_bytes=10**6)
+    (chunk,) = list(bulk_chunks("Users", items, max_ops=10, max_bytes=10**6))
     assert json.loads(chunk.payload()) == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [{"method": "POST", "path": "/Users", "bulkId": bid, "data": body} for bid, body in items]}

@@ -512,3 +512,25 @@ def test_a_listed_group_keeps_its_members_values_and_its_digest() -> None:
     junk = {**group, "members": [*group["members"], "odd", 7]}
     assert digest(trim_group(copy.deepcopy(junk))) == digest(junk) == digest(group)
     assert live_group(trim_group(copy.deepcopy(junk)), names, p) == live_group(junk, names, p)
+
+
+def test_an_answer_read_is_freed_without_the_garbage_collector() -> None:
+    """A streamed httpx response and its stream refer to each other; the client breaks that cycle once
+    the body is read, so a page's bytes go when the caller drops the answer, not at a full gc pass."""
+    import gc
+    import weakref
+
+    from reconciler.providers._http import Http
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(200, json={"a": "x" * 1000})),
+                          base_url="http://127.0.0.1:1")
+    http = Http(client, "p", sleep=lambda s: None)
+    gc.disable()
+    try:
+        r = http.request("GET", "Users", what="list")
+        assert r.json() == {"a": "x" * 1000}
+        gone = weakref.ref(r)
+        del r
+        assert gone() is None
+    finally:
+        gc.enable()

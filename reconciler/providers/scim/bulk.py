@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +60,12 @@ class BulkChunk:
         return _BULK_HEAD + b",".join(self.ops) + _BULK_TAIL
 
 
-def bulk_chunks(resource: str, items: list[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: int) \
-        -> list[BulkChunk]:
+def bulk_chunks(resource: str, items: Iterable[tuple[str, dict[str, Any]]], max_ops: int, max_bytes: int) \
+        -> Iterator[BulkChunk]:
     """Split (bulkId, body) pairs into requests of at most ``max_ops`` operations and ``max_bytes``
-    of JSON (an operation larger than the limit goes alone; the server then says what is wrong)."""
-    chunks: list[BulkChunk] = []
+    of JSON (an operation larger than the limit goes alone; the server then says what is wrong). Each
+    request is made when the one before it is sent: the bodies of 100,000 creates and their JSON are
+    never held at once (``items`` may make them as they are asked for)."""
     empty = len(_BULK_HEAD) + len(_BULK_TAIL)
     cur: list[tuple[str, dict[str, Any]]] = []
     ops: list[bytes] = []
@@ -73,15 +75,14 @@ def bulk_chunks(resource: str, items: list[tuple[str, dict[str, Any]]], max_ops:
         op = _JSON.encode({"method": "POST", "path": path, "bulkId": bid, "data": body}).encode()
         n = len(op) + (1 if ops else 0)  # and the comma before it
         if cur and (len(cur) >= max_ops or size + n > max_bytes):
-            chunks.append(BulkChunk(cur, ops))
+            yield BulkChunk(cur, ops)
             cur, ops, size = [], [], empty
             n = len(op)
         cur.append((bid, body))
         ops.append(op)
         size += n
     if cur:
-        chunks.append(BulkChunk(cur, ops))
-    return chunks
+        yield BulkChunk(cur, ops)
 
 
 def bulk_status(o: dict[str, Any]) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -240,22 +240,28 @@ def create(applier: ScimApplier, creates: list[Change], resource: str, created: 
     reported) or new groups (ids into ``created``, names found already there into ``adopted``; only
     failures are reported, as a later step completes them)."""
     t0 = time.perf_counter()
-    items: list[tuple[str, dict[str, Any]]] = []
     by_bid: dict[str, Change] = {}
-    refs = applier.ids  # no other thread writes to it while the bodies are made
-    for i, c in enumerate(creates):
-        blocked = applier._blocked_by(c)
-        try:
-            if blocked:
-                raise ReconcilerError(skip_message(blocked))
-            assert c.after is not None
-            body = applier._group_body(c) if created is not None else scim.user_body(c.after, refs, applier._meta())
-        except ReconcilerError as exc:
-            applier._fail(c, str(exc), t0)
-            continue
-        bid = f"{resource[0].lower()}{i}"
-        items.append((bid, body))
-        by_bid[bid] = c
+    carries: dict[str, str] = {}  # bulkId -> the change's address, for the audit log of each request
+    refs = applier.ids  # read, never copied: the ids of the members made so far
+
+    def items() -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each create's body, made as the Bulk request that carries it is: 100,000 bodies are never held
+        at once (``bulk.bulk_chunks``)."""
+        for i, c in enumerate(creates):
+            blocked = applier._blocked_by(c)
+            try:
+                if blocked:
+                    raise ReconcilerError(skip_message(blocked))
+                assert c.after is not None
+                body = applier._group_body(c) if created is not None else \
+                    scim.user_body(c.after, refs, applier._meta())
+            except ReconcilerError as exc:
+                applier._fail(c, str(exc), t0)
+                continue
+            bid = f"{resource[0].lower()}{i}"
+            by_bid[bid] = c
+            carries[bid] = c.address
+            yield bid, body
 
     def chunk_done(done: dict[str, BulkResult]) -> None:
         for bid, res in done.items():
@@ -285,7 +291,6 @@ def create(applier: ScimApplier, creates: list[Change], resource: str, created: 
 
     token = current_address.set(f"scim.{applier.p.name}.bulk")
     try:
-        applier.client.bulk_create(resource, items, on_chunk=chunk_done,
-                                carries={bid: c.address for bid, c in by_bid.items()})
+        applier.client.bulk_create(resource, items(), on_chunk=chunk_done, carries=carries)
     finally:
         current_address.reset(token)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -398,7 +398,7 @@ class ScimClient:
         size = self.caps.bulk_max_payload or BULK_DEFAULT_PAYLOAD
         return max(1, min(ops, BULK_MAX_OPERATIONS)), max(1024, int(size * 0.95) - 256)
 
-    def bulk_create(self, resource: str, items: list[tuple[str, dict[str, Any]]],
+    def bulk_create(self, resource: str, items: Iterable[tuple[str, dict[str, Any]]],
                     on_chunk: Callable[[dict[str, BulkResult]], None] | None = None,
                     carries: dict[str, str] | None = None) -> dict[str, BulkResult]:
         """Create many resources with ``POST /Bulk``, chunked to the provider's limits.
@@ -406,8 +406,8 @@ class ScimClient:
         ``items`` are (bulkId, body) pairs; the answer maps every bulkId to the new id, or to the error
         of that one operation. A Bulk request whose answer is lost (timeout, dropped connection, 5xx,
         429) is never sent again: its objects are looked up and only the missing ones are created,
-        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results;
-        ``carries`` (bulkId -> change address) names the changes each request carries, for the audit log.
+        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results; ``carries``
+        (bulkId -> change address, read as each request is made) names its changes, for the audit log.
         """
         out: dict[str, BulkResult] = {}
         max_ops, max_bytes, known = *self.bulk_limits(), carries or {}
