@@ -182,13 +182,17 @@ def pooled(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 
 def w_reconciler(job: dict[str, Any]) -> dict[str, Any]:
-    """plan (and apply): reconciler in this process, as the CLI runs it (plan rendered as text)."""
+    """plan (and apply): reconciler in this process, as the CLI runs it (the plan's text written as it is
+    made, redacted a change at a time, here to /dev/null)."""
     from reconciler.apply import apply_plan
     from reconciler.config.loader import load_config
+    from reconciler.memory import tune_malloc
     from reconciler.providers._http import CallRecord
     from reconciler.render.text import PlanText
+    from reconciler.secrets import redact
     from reconciler.session import Session
 
+    tune_malloc()  # as the CLI does first
     os.environ[TOKEN_VAR] = TOKEN
     out: dict[str, Any] = {}
     load: dict[str, Any] = {}
@@ -206,7 +210,9 @@ def w_reconciler(job: dict[str, Any]) -> dict[str, Any]:
         plan: dict[str, Any] = {}
         with measure(plan):
             p = s.plan()
-            PlanText(colour=False).render(p)
+            with open(os.devnull, "w") as sink:
+                for chunk in PlanText(colour=False).chunks(p):
+                    sink.write(redact(chunk))
         plan["requests"] = dict(calls)
         plan["changes"] = len(p.changes)
         out["plan"] = plan

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ import click
 from reconciler import __version__
 from reconciler.cli_sandbox import sandbox
 from reconciler.clierrors import handle_errors
-from reconciler.cliout import echo_json, finish, say
+from reconciler.cliout import echo_chunks, echo_json, finish, say
 from reconciler.config.loader import load_config
 from reconciler.errors import ApplyError, ConfigError, PlanError, ReconcilerError, StalePlanError
 from reconciler.secrets import redact
@@ -74,6 +74,9 @@ _log = {"level": "warning"}
               help="debug: also print every HTTP call (method, URL, status, time) to stderr, secrets scrubbed.")
 def main(verbose: bool, log_level: str) -> None:
     """Members, teams, tracker integrations and user maps as code: validate, plan, apply."""
+    from reconciler.memory import tune_malloc
+
+    tune_malloc()
     _log["level"] = "debug" if verbose else log_level
 
 
@@ -168,27 +171,30 @@ def plan(config: Path, targets: tuple[str, ...], allow_removals: int | None, fmt
         if out is not None:
             write_saved_plan(out, p, cfg.root, session)
     drift = drift_base is not None and is_drift(drift_base, cfg)
-    click.echo(redact(_render(p, fmt, _colour(no_color), drift=drift, details_url=details_url)), nl=False)
+    echo_chunks(_render(p, fmt, _colour(no_color), drift=drift, details_url=details_url))
     if out is not None and fmt == "text":
         click.echo(f"Saved the plan to {out}; apply exactly it with: reconciler apply {out}")
     if detailed_exitcode and p.has_changes:
         sys.exit(2)
 
 
-def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False, details_url: str | None = None) -> str:
+def _render(p: Plan, fmt: str, colour: bool, *, drift: bool = False,
+            details_url: str | None = None) -> Iterator[str]:
+    """The plan in ``fmt``, in pieces (text: a change at a time; see ``echo_chunks``)."""
     from reconciler.render import RENDERERS
     from reconciler.render.markdown import DEFAULT_HINT, PlanMarkdown
     from reconciler.render.text import PlanText, terminal_width
 
     if fmt == "markdown":
         hint = f"the full plan is at {details_url}" if details_url else DEFAULT_HINT
-        return PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
-    renderer = PlanText(colour=colour, width=terminal_width()) if fmt == "text" else RENDERERS[fmt](colour=colour)
-    text = str(renderer.render(p))
-    if fmt == "text" and drift and p.has_changes:
-        text = ("Drift: the configuration is the same as at --drift-base, so these changes were made on the "
-                "live systems.\n\n" + text)
-    return text
+        yield PlanMarkdown(drift=drift, full_plan_hint=hint).render(p)
+    elif fmt == "text":
+        if drift and p.has_changes:
+            yield ("Drift: the configuration is the same as at --drift-base, so these changes were made on the "
+                   "live systems.\n\n")
+        yield from PlanText(colour=colour, width=terminal_width()).chunks(p)
+    else:
+        yield str(RENDERERS[fmt](colour=colour).render(p))
 
 
 @main.command()
@@ -238,7 +244,7 @@ def apply(config: Path, targets: tuple[str, ...], allow_removals: int | None, au
         with progress.reading():
             p = session.plan(targets=list(targets), allow_removals=allow_removals)
         if not as_json:
-            click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
+            echo_chunks(PlanText(colour=colour, width=terminal_width()).chunks(p))
         if not p.has_changes:
             if as_json:
                 finish(ApplyResult(), p, as_json)
@@ -272,7 +278,7 @@ def _apply_saved(path: Path, config_dir: Path | None, audit_log: Path | None, co
     cfg = load_config_for(saved, config_dir)
     p = saved.plan
     if not as_json:
-        click.echo(redact(PlanText(colour=colour, width=terminal_width()).render(p)), nl=False)
+        echo_chunks(PlanText(colour=colour, width=terminal_width()).chunks(p))
     if not p.has_changes:
         check_config(saved, cfg)
         if as_json:
@@ -375,7 +381,7 @@ def show(plan_file: Path, fmt: str, details_url: str | None, no_color: bool) -> 
     from reconciler.saved import load_saved_plan
 
     saved = load_saved_plan(plan_file)
-    click.echo(redact(_render(saved.plan, fmt, _colour(no_color), details_url=details_url)), nl=False)
+    echo_chunks(_render(saved.plan, fmt, _colour(no_color), details_url=details_url))
 
 
 @main.command("audit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,6 +23,22 @@ JSON_FORMAT_VERSION = "1.0"
 
 def echo_json(doc: dict[str, Any]) -> None:
     click.echo(redact(json.dumps({"format_version": JSON_FORMAT_VERSION, **doc}, ensure_ascii=False, indent=2)))
+
+
+def echo_chunks(chunks: Iterable[str], limit: int = 1 << 16) -> None:
+    """Text made a piece at a time (``PlanText.chunks``), redacted a piece at a time and written in
+    batches of about ``limit`` characters: a plan is never held whole as text. A secret is never split
+    across two pieces (each is one change's lines, and no value spans changes)."""
+    batch: list[str] = []
+    size = 0
+    for chunk in chunks:
+        batch.append(redact(chunk))
+        size += len(chunk)
+        if size >= limit:
+            click.echo("".join(batch), nl=False)
+            batch, size = [], 0
+    if batch:
+        click.echo("".join(batch), nl=False)
 
 
 def finish(result: ApplyResult, p: Plan | None = None, as_json: bool = False) -> None:

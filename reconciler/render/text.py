@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
@@ -146,13 +146,16 @@ class PlanText:
         return lines
 
     def render(self, plan: Plan) -> str:
-        out: list[str] = []
+        return "".join(self.chunks(plan))
+
+    def chunks(self, plan: Plan) -> Iterator[str]:
+        """The text of ``render``, a change at a time: a plan of 110,000 creates is about 45 MB of text,
+        which the CLI writes as it is made instead of holding it (and its lines, and their join) at once."""
         if plan.changes:
-            out += wrap("reconciler will perform the following actions:", self.width, "", "")
-            out.append("")
+            yield "\n".join([*wrap("reconciler will perform the following actions:", self.width, "", ""), "", ""])
             for c in plan.changes:
-                out += self.change_lines(c)
-                out.append("")
+                yield "\n".join([*self.change_lines(c), "", ""])
+        out: list[str] = []
         notes = unique([*plan.notes, *(f"{a} is protected: not removed" for a in plan.protected)])
         if self.notes_shown is not None:
             repeated = [n for n in notes if n in self.notes_shown]
@@ -169,4 +172,4 @@ class PlanText:
             out.append("")
         summary = "\n".join(wrap_at_commas(plan.summary(), self.width))
         out.append(click.style(summary, bold=True) if self.colour else summary)
-        return "\n".join(out) + "\n"
+        yield "\n".join(out) + "\n"

@@ -86,3 +86,33 @@ def test_terminal_width_from_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     assert terminal_width() == 40  # narrower than that reads worse, not better
     monkeypatch.delenv("COLUMNS")
     assert terminal_width() is None  # pytest's stdout is not a terminal
+
+
+def many(n: int) -> Plan:
+    changes = [Change(provider="platform", kind="user", key=f"u{i}@example.com", action=Action.CREATE,
+                      address=f'scim.platform.user["u{i}@example.com"]', after={"userName": f"u{i}@example.com"})
+               for i in range(n)]
+    return Plan(changes=changes, notes=[NOTE])
+
+
+def test_the_text_is_made_a_change_at_a_time() -> None:
+    """The CLI writes the plan as it is made (cliout.echo_chunks): a plan of 110,000 creates is never held
+    whole as text. The pieces are the rendering, byte for byte."""
+    plan = many(50)
+    pieces = list(PlanText(width=80).chunks(plan))
+    assert len(pieces) == 1 + 50 + 1  # the heading, each change, the notes and summary
+    assert "".join(pieces) == PlanText(width=80).render(plan)
+    assert all(p.count("scim.platform.user[") == 2 for p in pieces[1:-1])  # its header and its symbol line
+
+
+def test_the_cli_writes_pieces_in_batches_and_redacts_each(capsys: pytest.CaptureFixture[str]) -> None:
+    from reconciler.cliout import echo_chunks
+    from reconciler.secrets import remember
+
+    secret = "s3cr3t-value-for-the-chunk-test"
+    remember(secret)
+    pieces = [f"line {i} {secret if i % 7 == 0 else ''}\n" for i in range(1000)]
+    echo_chunks(iter(pieces), limit=256)
+    out = capsys.readouterr().out
+    assert secret not in out
+    assert out == "".join(pieces).replace(secret, "***")
