@@ -265,7 +265,9 @@ def create(applier: ScimApplier, creates: list[Change], resource: str, created: 
 
     def chunk_done(done: dict[str, BulkResult]) -> None:
         for bid, res in done.items():
-            c = by_bid[bid]
+            # an operation's bookkeeping goes with its answer: 100,000 of them are never held to the end
+            c = by_bid.pop(bid)
+            carries.pop(bid, None)
             if isinstance(res, ProviderError):
                 applier._fail(c, str(res), t0)
                 continue

@@ -406,8 +406,8 @@ class ScimClient:
         ``items`` are (bulkId, body) pairs; the answer maps every bulkId to the new id, or to the error
         of that one operation. A Bulk request whose answer is lost (timeout, dropped connection, 5xx,
         429) is never sent again: its objects are looked up and only the missing ones are created,
-        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results; ``carries``
-        (bulkId -> change address, read as each request is made) names its changes, for the audit log.
+        one by one, so a lost answer never makes a duplicate. ``on_chunk`` sees each chunk's results (then
+        the answer keeps none); ``carries`` (bulkId -> address, read per request) names them for the audit log.
         """
         out: dict[str, BulkResult] = {}
         max_ops, max_bytes, known = *self.bulk_limits(), carries or {}
@@ -417,8 +417,9 @@ class ScimClient:
                 done = self._bulk_chunk(resource, chunk)
             finally:
                 current_addresses.reset(token)
-            out.update(done)
-            if on_chunk is not None:
+            if on_chunk is None:
+                out.update(done)
+            else:
                 on_chunk(done)
         return out
 
