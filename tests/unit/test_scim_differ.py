@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from reconciler.config.models import Config, Member, ScimProvider, Team
 from reconciler.errors import PlanError
@@ -291,3 +293,28 @@ def test_two_members_matching_one_account_is_refused_with_both_places(tmp_path: 
     one = config([{"email": "alice.archer@acme.io", "external_id": "alice@acme.io"}])
     changes = plan_provider(one, one.providers[0], live, Capabilities()).changes
     assert [(c.address, c.action) for c in changes] == [(U("alice.archer@acme.io"), Action.UPDATE)]
+
+
+_values = st.one_of(st.none(), st.booleans(), st.sampled_from(["a", "A", "b", "Ann@Example.com", "ann@example.com"]),
+                    st.lists(st.sampled_from(["x", "y"]), max_size=2))
+_keys = st.sampled_from(["userName", "emails", "active", "externalId", "name.givenName", "displayName", "title",
+                         "enterprise:department", "enterprise:manager", "roles", "nickName",
+                         f"{ENTERPRISE}:costCenter"])
+
+
+@given(want=st.dictionaries(_keys, _values, max_size=8),
+       res=st.fixed_dictionaries({}, optional={
+           "userName": _values, "active": _values, "externalId": _values, "displayName": _values,
+           "title": _values, "nickName": _values, "name": st.dictionaries(st.just("givenName"), _values),
+           "emails": st.lists(st.fixed_dictionaries({"value": _values}, optional={"primary": st.booleans()}),
+                              max_size=2),
+           ENTERPRISE: st.dictionaries(st.sampled_from(["department", "costCenter"]), _values)}))
+@example(want={"userName": "Ann@Example.com", "emails": "ann@example.com"},
+         res={"userName": "ann@example.com", "emails": [{"value": "Ann@Example.com"}]})
+def test_the_one_pass_diff_is_the_diff_of_the_live_values(want: dict[str, Any], res: dict[str, Any]) -> None:
+    """plan_provider compares a member in one pass (live_diff) and makes the live values only for a member
+    that changes: the same changes as the diff of the whole live values."""
+    from reconciler.providers.scim.attributes import attribute_diff, live_diff, live_values
+
+    names = {"m1": "boss@example.com"}
+    assert live_diff(want, res, names) == attribute_diff(want, live_values(res, names, want))

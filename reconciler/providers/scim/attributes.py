@@ -23,6 +23,8 @@ _ENT_FIELDS = {"department": "department", "employee_number": "employeeNumber", 
 _ENT_KEYS = {f: f"enterprise:{attr}" for f, attr in _ENT_FIELDS.items()}  # one text per key, not per member
 _SIMPLE_FIELDS = {"given_name": "name.givenName", "family_name": "name.familyName",
                   "display_name": "displayName", "title": "title"}
+# the member fields whose value is the plan's attribute as it is, by field name: one lookup per member
+_DECLARABLE = {**_SIMPLE_FIELDS, **_ENT_KEYS}
 
 
 # --- normalisation: live SCIM resources and config items -> comparable attributes ---------------
@@ -106,22 +108,21 @@ def live_values(res: dict[str, Any], usernames: dict[str, str], keys: Iterable[s
     return out
 
 
-def desired_user(m: Member, p: ScimProvider) -> dict[str, Any]:
-    """Only what the config declares is managed (unset is not empty)."""
+def desired_user(m: Member, p: ScimProvider, key: str | None = None) -> dict[str, Any]:
+    """Only what the config declares is managed (unset is not empty). ``key``: the member's, where the
+    caller has it already."""
     out: dict[str, Any] = {
         "userName": m.email,
         "emails": m.email,
         "active": m.active,
         # the ownership mark (scim/fit.py drops it where the provider cannot store it)
-        _mark_key(p): p.ownership_prefix + (m.external_id or m.key),
+        _mark_key(p): p.ownership_prefix + (m.external_id or key or m.key),
     }
     declared = m.model_fields_set
-    for f, attr in _SIMPLE_FIELDS.items():
+    values = m.__dict__
+    for f, attr in _DECLARABLE.items():  # in this order: the plan shows them so
         if f in declared:
-            out[attr] = getattr(m, f)
-    for f, key in _ENT_KEYS.items():
-        if f in declared:
-            out[key] = getattr(m, f)
+            out[attr] = values[f]
     if "roles" in declared:
         out["roles"] = sorted(m.roles or [])
     if "manager" in declared:
@@ -194,6 +195,18 @@ def _same(key: str, want: Any, have: Any) -> bool:
     if key in ("userName", "emails") and isinstance(want, str) and isinstance(have, str):
         return want.lower() == have.lower()
     return bool(want == have)
+
+
+def live_diff(want: dict[str, Any], res: dict[str, Any], usernames: dict[str, str]) -> list[AttributeChange]:
+    """``attribute_diff(want, live_values(res, usernames, want))``, each live value read and compared in
+    turn: a member that is as declared (most of them, in most plans) costs no dict of live values."""
+    diff: list[AttributeChange] = []
+    for k, v in want.items():
+        get = _LIVE.get(k)
+        h = get(res, usernames) if get is not None else _live_attr(res, k)
+        if v != h and not _same(k, v, h):
+            diff.append(AttributeChange(k, h, v))
+    return diff
 
 
 def attribute_diff(want: dict[str, Any], have: dict[str, Any]) -> list[AttributeChange]:

@@ -24,6 +24,7 @@ from reconciler.providers.scim.attributes import (
     desired_group,
     desired_mark,
     desired_user,
+    live_diff,
     live_group,
     live_user,
     live_values,
@@ -96,12 +97,12 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
     member_notes: list[str] = []
     refused: PlanError | None = None
     for m, key, res in found:
-        want = desired_user(m, p)
+        want = desired_user(m, p, key)
         fitter.fit(m, want, res)
         if fitter.out.errors:
             continue  # the plan fails with every error found: no change is planned
-        addr = address(p.name, "user", key)
         if res is None:
+            addr = address(p.name, "user", key)
             if not m.active:
                 # declared inactive and absent: creating a disabled account serves nobody
                 member_notes.append(f"{addr}: declared inactive and not on the provider; not created")
@@ -110,10 +111,11 @@ def plan_provider(config: Config, p: ScimProvider, live: LiveState, caps: Capabi
             changes.append(Change(p.name, "user", key, Action.CREATE, addr, after=want,
                                   payload=_refs_user(want, ids)))
             continue
-        have = live_values(res, usernames, want)
-        diff = attribute_diff(want, have)
+        diff = live_diff(want, res, usernames)
         if not diff:
             continue
+        addr = address(p.name, "user", key)
+        have = live_values(res, usernames, want)
         # labelled by effect: whatever spells it, an active account left inactive is deactivated
         deactivates = inactive(want.get("active")) and not inactive(have.get("active"))
         action = Action.DEACTIVATE if deactivates else Action.UPDATE
