@@ -49,13 +49,32 @@ class Scan:
 
 def scan_text(doc: Document, data: Any) -> Scan:
     """Every key and text value of a parsed file, checked in one walk (iterative: a long list is not a
-    deep recursion), each list in the order of the file."""
+    deep recursion). A value's path is made only for a mapping or list to walk into, or for a finding
+    (a file of 100,000 members holds a million texts); the findings are in the order of the file."""
     out = Scan()
+
+    def text(value: str, at: tuple[str | int, ...], last: str | int, key: str) -> None:
+        """One text value, the ``last`` part of its path under ``at``, of the nearest ``key``."""
+        limit = limit_for(key)
+        if len(value) > limit:
+            out.long.append(doc.diag((*at, last), f"'{key or 'value'}' is {len(value):,} characters "
+                                                  f"('{value[:20]}...'); it may be at most {limit:,}"))
+            return
+        if "${" in value and last not in CREDENTIAL_FIELDS:
+            out.misuse.append(doc.diag((*at, last), "secret references are allowed only in credential fields "
+                                                    f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
+        bad = bad_character(value, free=key in FREE_TEXT)
+        if bad:
+            what = f"'{key}'" if key else "value"
+            out.unsafe.append(doc.diag((*at, last), f"{what} holds {bad}; names and identifiers are one line of "
+                                                    "visible text (they are shown in plans, pull-request comments "
+                                                    "and the audit log)"))
+
     stack: list[tuple[Any, tuple[str | int, ...], str]] = [(data, (), "")]  # value, path, its nearest key
     while stack:
         value, at, key = stack.pop()
+        children: list[tuple[Any, tuple[str | int, ...], str]] = []
         if isinstance(value, dict):
-            children = []
             for k, v in value.items():
                 if isinstance(k, str):
                     if len(k) > TEXT_LENGTH:
@@ -66,24 +85,21 @@ def scan_text(doc: Document, data: Any) -> Scan:
                     if bad:
                         out.unsafe.append(doc.diag(at + (k,), f"key holds {bad}; names and identifiers are one "
                                                               "line of visible text", key=True))
-                children.append((v, at + (k,), k if isinstance(k, str) else key))
-            stack.extend(reversed(children))
+                near = k if isinstance(k, str) else key
+                if isinstance(v, str):
+                    text(v, at, k, near)
+                elif isinstance(v, (dict, list)):
+                    children.append((v, at + (k,), near))
         elif isinstance(value, list):
-            stack.extend(reversed([(v, at + (i,), key) for i, v in enumerate(value)]))
-        elif isinstance(value, str):
-            limit = limit_for(key)
-            if len(value) > limit:
-                out.long.append(doc.diag(at, f"'{key or 'value'}' is {len(value):,} characters "
-                                             f"('{value[:20]}...'); it may be at most {limit:,}"))
-                continue
-            if "${" in value and (at[-1] if at else "") not in CREDENTIAL_FIELDS:
-                out.misuse.append(doc.diag(at, "secret references are allowed only in credential fields "
-                                               f"({', '.join(sorted(CREDENTIAL_FIELDS))})"))
-            bad = bad_character(value, free=key in FREE_TEXT)
-            if bad:
-                what = f"'{key}'" if key else "value"
-                out.unsafe.append(doc.diag(at, f"{what} holds {bad}; names and identifiers are one line of "
-                                               "visible text (they are shown in plans, pull-request comments "
-                                               "and the audit log)"))
+            for i, v in enumerate(value):
+                if isinstance(v, str):
+                    text(v, at, i, key)
+                elif isinstance(v, (dict, list)):
+                    children.append((v, at + (i,), key))
+        elif isinstance(value, str):  # a file that is one text
+            text(value, (), "", key)
+        stack.extend(reversed(children))
     out.long.sort()
+    out.misuse.sort()
+    out.unsafe.sort()
     return out

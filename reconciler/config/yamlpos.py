@@ -155,15 +155,23 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Frame:
-    __slots__ = ("container", "path", "key", "key_pos", "pos")
+    """A mapping or list being read. Positions are ``pack``ed. Inside an item (a path of two parts or more),
+    ``slot`` is the item's positions being built and ``prefix`` the frame's dotted name within the item
+    ('' for the item itself): its children's positions go there without looking the item up again."""
 
-    def __init__(self, container: Any, path: PathKey, pos: tuple[int, int]) -> None:
+    __slots__ = ("container", "path", "key", "key_pos", "pos", "slot", "prefix")
+
+    def __init__(self, container: Any, path: PathKey, pos: int) -> None:
         self.container, self.path, self.pos = container, path, pos
         self.key: Any = _NO_KEY
         self.key_pos = pos
+        self.slot: tuple[dict[str, int], array[int]] | None = None
+        self.prefix = ""
 
 
 _NO_KEY = object()
+_FIRST = pack(1, 1)
+_QUOTED = frozenset(("'", '"', "|", ">"))  # scalar styles that are text whatever they hold
 _SKIP = object()  # a scalar already reported as refused
 _SKIPPED: PathKey = ("\0skipped",)
 
@@ -191,12 +199,12 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
     strings: dict[str, str] = {}
     count = 0
 
-    def fail(pos: tuple[int, int], message: str) -> None:
-        problems.append(Diagnostic(file, pos[0], pos[1], message))
+    def fail(pos: int, message: str) -> None:
+        problems.append(Diagnostic(file, pos >> 32, pos & 0xFFFFFFFF, message))
 
-    def record(path: PathKey, pos: tuple[int, int], key: bool) -> None:
+    def record(path: PathKey, pos: int, key: bool) -> None:
         if len(path) <= 2:
-            (keys if key else values)[path] = pack(*pos)
+            (keys if key else values)[path] = pos
             return
         index, positions = building.get(path[:2]) or building.setdefault(path[:2], ({}, array("Q")))
         name = dotted(path[2:])
@@ -204,7 +212,7 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
         if i is None:
             i = index[name] = len(index)
             positions.extend((0, 0))
-        positions[2 * i + key] = pack(*pos)
+        positions[2 * i + key] = pos
 
     def key_line(path: PathKey, default: int) -> int:
         if len(path) <= 2:
@@ -225,7 +233,7 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
                 layout = layouts[names] = index
             items[item] = Nested(layout, positions)
 
-    def place(value: Any, pos: tuple[int, int]) -> PathKey | None:
+    def place(value: Any, pos: int) -> PathKey | None:
         """Put a finished value into its parent; return its path (None when it was a mapping key)."""
         nonlocal root
         if value is _SKIP and (not stack or isinstance(stack[-1].container, list) or stack[-1].key is not _NO_KEY):
@@ -250,7 +258,7 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
                 top.key = None
             elif value in top.container:
                 fail(pos, f'invalid YAML: duplicate key "{value}" (first at line '
-                          f'{key_line(top.path + (value,), top.pos[0])})')
+                          f'{key_line(top.path + (value,), top.pos >> 32)})')
                 top.key = None
             else:
                 top.key, top.key_pos = value, pos
@@ -267,11 +275,60 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
     try:
         for event in yaml.parse(text, Loader=_Loader):
             mark = event.start_mark
-            pos = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            pos = (mark.line + 1) << 32 | (mark.column + 1) if mark is not None else _FIRST  # pack(), inline
             count += 1
             if count > MAX_NODES:
                 fail(pos, f"file has more than {MAX_NODES:,} values")
                 break
+            if isinstance(event, yaml.ScalarEvent):  # most events: the common cases without a call each
+                tag = event.tag
+                text_value = event.value
+                if tag is None and (event.style in _QUOTED or text_value[:1] in _TEXT_START):
+                    value = strings.setdefault(text_value, text_value)  # one string per text (keys, emails)
+                else:
+                    if tag and tag not in CORE_TAGS and tag != "!":
+                        fail(pos, f"YAML tag {_short(tag)} is not allowed in config files")
+                        break
+                    value = _scalar(event, pos, fail)
+                    if type(value) is str:
+                        value = strings.setdefault(value, value)
+                if event.anchor:
+                    anchors[event.anchor] = value
+                top = stack[-1] if stack else None
+                if top is not None and value is not _SKIP:
+                    holder = top.container
+                    slot = top.slot
+                    if type(holder) is dict:
+                        key = top.key
+                        if key is _NO_KEY:
+                            if type(value) is str and value not in holder:  # a key, not yet seen
+                                top.key, top.key_pos = value, pos
+                                continue
+                        elif key is not None and slot is not None:  # a value inside an item
+                            top.key = _NO_KEY
+                            holder[key] = value
+                            index, positions = slot
+                            name = f"{top.prefix}.{key}" if top.prefix else key
+                            i = index.get(name)
+                            if i is None:
+                                i = index[name] = len(index)
+                                positions.extend((pos, top.key_pos))
+                            else:
+                                positions[2 * i], positions[2 * i + 1] = pos, top.key_pos
+                            continue
+                    elif slot is not None:  # an entry of a list inside an item
+                        index, positions = slot
+                        name = f"{top.prefix}[{len(holder)}]"
+                        holder.append(value)
+                        i = index.get(name)
+                        if i is None:
+                            i = index[name] = len(index)
+                            positions.extend((pos, 0))
+                        else:
+                            positions[2 * i] = pos
+                        continue
+                place(value, pos)
+                continue
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
@@ -298,6 +355,10 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
                     fail(pos, "a mapping or list cannot be a key")
                     break
                 frame.path = path  # _SKIPPED for the value of a refused key: assembled, then dropped
+                if len(path) >= 2 and path is not _SKIPPED:
+                    item = path[:2]
+                    frame.slot = building.get(item) or building.setdefault(item, ({}, array("Q")))
+                    frame.prefix = dotted(path[2:]) if len(path) > 2 else ""
                 stack.append(frame)
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 done = stack.pop()
@@ -311,13 +372,6 @@ def _compose(text: str, file: str) -> tuple[Any, dict[PathKey, int], dict[PathKe
                 fail(pos, f"YAML aliases of {what} are not allowed in config files; write the value where it "
                           f"is used (*{event.anchor})")
                 break
-            elif isinstance(event, yaml.ScalarEvent):
-                value = _scalar(event, pos, fail)
-                if type(value) is str:  # one string for each text however often it occurs (keys, emails)
-                    value = strings.setdefault(value, value)
-                if event.anchor:
-                    anchors[event.anchor] = value
-                place(value, pos)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -334,7 +388,7 @@ def _short(tag: str) -> str:
     return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
 
 
-def _scalar(event: Any, pos: tuple[int, int], fail: Callable[[tuple[int, int], str], None]) -> Any:
+def _scalar(event: Any, pos: int, fail: Callable[[int, str], None]) -> Any:
     if event.tag in (None, "!"):
         if event.tag == "!" or event.style in ("'", '"', "|", ">"):
             return event.value
