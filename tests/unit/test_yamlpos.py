@@ -19,7 +19,8 @@ _docs = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                        st.dictionaries(_keys, inner, max_size=4)), max_leaves=30)
 
 
-def _positions(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[tuple[Any, ...], bool], tuple[int, int]]) -> None:
+def _positions(node: yaml.Node, path: tuple[Any, ...],
+               out: dict[tuple[tuple[Any, ...], bool], tuple[int, int]]) -> None:
     out[(path, False)] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
